@@ -1,0 +1,112 @@
+/**
+ * A pool of GPU buffers keyed by (size bucket, usage), so the training loop reuses memory
+ * instead of creating and destroying buffers every step. With `nanFill`, every buffer it
+ * hands out is first filled with NaN: a kernel that forgets to write an element is caught.
+ * @module
+ */
+
+/** Size classes: multiples of 256 B up to 64 KiB, then 8 steps per power of two (≤ 12.5% waste). */
+export function bucketSize(byteLength: number): number {
+  if (!Number.isInteger(byteLength) || byteLength < 0) {
+    throw new Error(`Invalid buffer size ${byteLength}: must be a non-negative integer`);
+  }
+  const n = Math.max(byteLength, 4);
+  if (n <= 65536) return Math.ceil(n / 256) * 256;
+  const step = 2 ** (Math.floor(Math.log2(n)) - 3);
+  return Math.ceil(n / step) * step;
+}
+
+const NAN_CHUNK_BYTES = 1 << 22;
+let nanChunk: Uint32Array<ArrayBuffer> | undefined;
+function nanWords(): Uint32Array<ArrayBuffer> {
+  nanChunk ??= new Uint32Array(NAN_CHUNK_BYTES / 4).fill(0x7fc00000); // quiet NaN (f32)
+  return nanChunk;
+}
+
+/** Options of {@linkcode BufferPool}. */
+export interface BufferPoolOptions {
+  /** Fill each buffer with NaN when it is handed out. */
+  nanFill?: boolean;
+}
+
+/** Reuses GPU buffers by size bucket and usage; tracks live and peak bytes. */
+export class BufferPool {
+  readonly nanFill: boolean;
+  #free = new Map<string, GPUBuffer[]>();
+  #allocatedBytes = 0;
+  #inUseBytes = 0;
+  #peakInUseBytes = 0;
+
+  constructor(readonly device: GPUDevice, options: BufferPoolOptions = {}) {
+    this.nanFill = options.nanFill ?? false;
+  }
+
+  /** Bytes of GPU memory held by the pool (in use or free). */
+  get allocatedBytes(): number {
+    return this.#allocatedBytes;
+  }
+  /** Bytes currently handed out. */
+  get inUseBytes(): number {
+    return this.#inUseBytes;
+  }
+  /** Largest `inUseBytes` seen since creation or the last {@linkcode resetPeak}. */
+  get peakInUseBytes(): number {
+    return this.#peakInUseBytes;
+  }
+  resetPeak(): void {
+    this.#peakInUseBytes = this.#inUseBytes;
+  }
+
+  /**
+   * A buffer of at least `byteLength` bytes with exactly `usage`. `fill: false` skips the NaN
+   * fill for buffers the caller overwrites at once (uniforms, staging).
+   */
+  acquire(byteLength: number, usage: GPUBufferUsageFlags, fill = true): GPUBuffer {
+    const size = bucketSize(byteLength);
+    const key = `${usage}:${size}`;
+    const buffer = this.#free.get(key)?.pop() ?? this.#create(size, usage);
+    this.#inUseBytes += size;
+    this.#peakInUseBytes = Math.max(this.#peakInUseBytes, this.#inUseBytes);
+    if (fill && this.nanFill && usage & GPUBufferUsage.COPY_DST) this.#fillNaN(buffer);
+    return buffer;
+  }
+
+  /** Returns a buffer to the pool; it must not be used afterwards. */
+  release(buffer: GPUBuffer): void {
+    const key = `${buffer.usage}:${buffer.size}`;
+    let list = this.#free.get(key);
+    if (!list) this.#free.set(key, list = []);
+    list.push(buffer);
+    this.#inUseBytes -= buffer.size;
+  }
+
+  /** Destroys every free buffer. */
+  clear(): void {
+    for (const list of this.#free.values()) {
+      for (const b of list) {
+        this.#allocatedBytes -= b.size;
+        b.destroy();
+      }
+    }
+    this.#free.clear();
+  }
+
+  #create(size: number, usage: GPUBufferUsageFlags): GPUBuffer {
+    const maxSize = this.device.limits.maxBufferSize;
+    if (size > maxSize) {
+      throw new Error(
+        `Cannot allocate a GPU buffer of ${size} bytes: the device allows at most ${maxSize}`,
+      );
+    }
+    this.#allocatedBytes += size;
+    return this.device.createBuffer({ size, usage });
+  }
+
+  #fillNaN(buffer: GPUBuffer): void {
+    const words = nanWords();
+    for (let offset = 0; offset < buffer.size; offset += NAN_CHUNK_BYTES) {
+      const bytes = Math.min(NAN_CHUNK_BYTES, buffer.size - offset);
+      this.device.queue.writeBuffer(buffer, offset, words, 0, bytes / 4);
+    }
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * GPU timestamp profiler for benchmarks: while attached to a device's command queue, every
+ * dispatch records begin/end timestamps; `read()` returns GPU time per label.
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+
+/** GPU time of one label over the profiled region. */
+export interface ProfileEntry {
+  label: string;
+  /** Number of dispatches with this label. */
+  count: number;
+  /** Summed GPU time of those dispatches, in milliseconds. */
+  ms: number;
+}
+
+/** Collects per-dispatch GPU timestamps; needs the `timestamp-query` feature. */
+export class GpuProfiler {
+  readonly #querySet: GPUQuerySet;
+  readonly #resolveBuffer: GPUBuffer;
+  readonly #readBuffer: GPUBuffer;
+  #labels: string[] = [];
+  #resolved = 0;
+
+  constructor(readonly gpu: Gpu, readonly capacity = 4096) {
+    if (!gpu.features.has("timestamp-query")) {
+      throw new Error(
+        `GPU profiling needs the "timestamp-query" feature, which ${gpu.adapterName} (${gpu.implementation}) lacks`,
+      );
+    }
+    const device = gpu.device;
+    this.#querySet = device.createQuerySet({ type: "timestamp", count: capacity * 2 });
+    const bytes = capacity * 2 * 8;
+    this.#resolveBuffer = device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+    this.#readBuffer = device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Attaches to the device: later dispatches are timed. */
+  start(): this {
+    this.gpu.commands.submit();
+    this.#labels = [];
+    this.#resolved = 0;
+    this.gpu.commands.profiler = this;
+    return this;
+  }
+
+  /** Timestamp writes for one pass labelled `label` (called by the command queue). */
+  passTimestamps(label: string): GPUComputePassTimestampWrites | undefined {
+    const i = this.#labels.length;
+    if (i >= this.capacity) return undefined; // past capacity: untimed, reported by read()
+    this.#labels.push(label);
+    return {
+      querySet: this.#querySet,
+      beginningOfPassWriteIndex: 2 * i,
+      endOfPassWriteIndex: 2 * i + 1,
+    };
+  }
+
+  /** Resolves the queries written since the last resolve into the encoder (called on submit). */
+  resolve(encoder: GPUCommandEncoder): void {
+    const n = this.#labels.length;
+    if (n === this.#resolved) return;
+    const first = this.#resolved * 2;
+    encoder.resolveQuerySet(
+      this.#querySet,
+      first,
+      (n - this.#resolved) * 2,
+      this.#resolveBuffer,
+      first * 8,
+    );
+    this.#resolved = n;
+  }
+
+  /** Detaches, waits for the GPU and returns GPU time per label (in first-seen order). */
+  async stop(): Promise<ProfileEntry[]> {
+    const commands = this.gpu.commands;
+    commands.submit();
+    if (commands.profiler === this) commands.profiler = undefined;
+    const n = this.#labels.length;
+    if (n === 0) return [];
+    const encoder = this.gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.#resolveBuffer, 0, this.#readBuffer, 0, n * 16);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await this.#readBuffer.mapAsync(GPUMapMode.READ, 0, n * 16);
+    const stamps = new BigInt64Array(this.#readBuffer.getMappedRange(0, n * 16).slice(0));
+    this.#readBuffer.unmap();
+    const byLabel = new Map<string, ProfileEntry>();
+    for (let i = 0; i < n; i++) {
+      const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
+      const label = this.#labels[i];
+      let entry = byLabel.get(label);
+      if (!entry) byLabel.set(label, entry = { label, count: 0, ms: 0 });
+      entry.count++;
+      entry.ms += Math.max(0, ns) / 1e6;
+    }
+    return [...byLabel.values()];
+  }
+
+  /** Frees the query set and buffers. */
+  destroy(): void {
+    this.#querySet.destroy();
+    this.#resolveBuffer.destroy();
+    this.#readBuffer.destroy();
+  }
+}
