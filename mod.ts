@@ -46,4 +46,14 @@ export {
 export { CommandQueue, type DispatchOptions } from "./lib/gpu/commands.ts";
 export { GpuProfiler, type ProfileEntry } from "./lib/gpu/profiler.ts";
 export { matmul, type MatmulOptions } from "./lib/ops/matmul.ts";
+export {
+  add,
+  type ElementwiseOptions,
+  mul,
+  scale,
+  siluBackward,
+  siluForward,
+} from "./lib/ops/elementwise.ts";
+export { linearWorkgroups } from "./lib/gpu/commands.ts";
+export { shaderSource } from "./lib/gpu/shader_source.ts";
 export type { MatmulTile } from "./shaders/matmul.ts";

@@ -18,6 +18,21 @@ export interface DispatchOptions {
   label?: string;
 }
 
+/**
+ * Workgroup counts covering `n` invocations of `size`-wide workgroups: along x up to the
+ * per-dimension limit, then y. Kernels recover the flat index as `gid.x + gid.y·groups.x·size`.
+ */
+export function linearWorkgroups(
+  n: number,
+  size: number,
+  maxPerDimension = 65535,
+): [number, number] {
+  const groups = Math.ceil(n / size);
+  if (groups <= maxPerDimension) return [groups, 1];
+  const y = Math.ceil(groups / maxPerDimension);
+  return [Math.ceil(groups / y), y];
+}
+
 /** Records dispatches and copies for one device and submits them in batches. */
 export class CommandQueue {
   #encoder: GPUCommandEncoder | undefined;

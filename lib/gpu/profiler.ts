@@ -12,9 +12,11 @@ export interface ProfileEntry {
   count: number;
   /** Summed GPU time of those dispatches, in milliseconds. */
   ms: number;
+  /** GPU time of each dispatch, in milliseconds, in order. */
+  times: number[];
 }
 
-/** Collects per-dispatch GPU timestamps; needs the `timestamp-query` feature. */
+/** Collects per-dispatch GPU timestamps; needs the `timestamp-query` feature. wgpu caps a query set at 4096 queries, hence 2048 dispatches. */
 export class GpuProfiler {
   readonly #querySet: GPUQuerySet;
   readonly #resolveBuffer: GPUBuffer;
@@ -22,7 +24,7 @@ export class GpuProfiler {
   #labels: string[] = [];
   #resolved = 0;
 
-  constructor(readonly gpu: Gpu, readonly capacity = 4096) {
+  constructor(readonly gpu: Gpu, readonly capacity = 2048) {
     if (!gpu.features.has("timestamp-query")) {
       throw new Error(
         `GPU profiling needs the "timestamp-query" feature, which ${gpu.adapterName} (${gpu.implementation}) lacks`,
@@ -95,9 +97,10 @@ export class GpuProfiler {
       const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
       const label = this.#labels[i];
       let entry = byLabel.get(label);
-      if (!entry) byLabel.set(label, entry = { label, count: 0, ms: 0 });
+      if (!entry) byLabel.set(label, entry = { label, count: 0, ms: 0, times: [] });
       entry.count++;
       entry.ms += Math.max(0, ns) / 1e6;
+      entry.times.push(Math.max(0, ns) / 1e6);
     }
     return [...byLabel.values()];
   }

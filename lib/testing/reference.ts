@@ -46,3 +46,16 @@ export function matmulReference(
   }
   return out;
 }
+
+/** Float64 SiLU and its derivative, elementwise. */
+export function siluReference(x: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v) => v / (1 + Math.exp(-v)));
+}
+
+/** Float64 `dy · silu'(x)`. */
+export function siluBackwardReference(x: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
+  return Float64Array.from(x, (v, i) => {
+    const s = 1 / (1 + Math.exp(-v));
+    return dy[i] * s * (1 + v * (1 - s));
+  });
+}
