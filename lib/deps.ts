@@ -6,5 +6,10 @@
  */
 export { WgslReflect } from "npm:wgsl_reflect@1.6.0/wgsl_reflect.module.js";
 
-/** Specifier of the Dawn bindings, loaded lazily: only users who pick Dawn pay for it. */
-export const DAWN_SPECIFIER = "npm:webgpu@0.6.2";
+/**
+ * Dawn's Node-API bindings, loaded lazily: only users who pick Dawn pay for it. A literal
+ * specifier, so `deno cache` (and `../shared/gpu/prepare.sh`) include the package.
+ */
+export function importDawn(): Promise<{ create(flags: string[]): GPU }> {
+  return import("npm:webgpu@0.6.2");
+}

@@ -4,7 +4,7 @@
  * against the standard `GPUDevice` interface, so either one runs it.
  * @module
  */
-import { DAWN_SPECIFIER } from "../deps.ts";
+import { importDawn } from "../deps.ts";
 import { BufferPool } from "./pool.ts";
 import { KernelCache } from "./kernel.ts";
 import { CommandQueue } from "./commands.ts";
@@ -75,8 +75,8 @@ let dawnGpu: Promise<GPU | undefined> | undefined;
 function loadDawn(): Promise<GPU | undefined> {
   dawnGpu ??= (async () => {
     try {
-      const dawn = await import(DAWN_SPECIFIER);
-      return dawn.create(["enable-dawn-features=allow_unsafe_apis"]) as GPU;
+      const dawn = await importDawn();
+      return dawn.create(["enable-dawn-features=allow_unsafe_apis"]);
     } catch {
       return undefined;
     }
