@@ -8,10 +8,12 @@ import { type Gpu, GpuProfiler } from "../mod.ts";
 
 /** Result of {@linkcode timeGpu}. */
 export interface Timing {
-  /** Median milliseconds per iteration. */
+  /** Milliseconds per iteration: the GPU-timestamp median where available, else `wallMs`. */
   ms: number;
-  /** How the time was measured. */
+  /** How `ms` was measured. */
   method: "gpu-timestamps" | "wall-clock";
+  /** Wall clock per iteration over back-to-back iterations ended by a single wait. */
+  wallMs: number;
 }
 
 /** Parses `--name value` style flags shared by the scripts. */
@@ -32,6 +34,10 @@ export async function timeGpu(
   const warmup = options.warmup ?? 2, iterations = options.iterations ?? 10;
   for (let i = 0; i < warmup; i++) await step();
   await gpu.commands.finish();
+  const t0 = performance.now();
+  for (let i = 0; i < iterations; i++) await step();
+  await gpu.commands.finish();
+  const wallMs = (performance.now() - t0) / iterations;
   if (gpu.features.has("timestamp-query")) {
     const profiler = new GpuProfiler(gpu);
     const perIteration: number[] = [];
@@ -44,13 +50,10 @@ export async function timeGpu(
     profiler.destroy();
     // software adapters may report zero-length timestamps: fall through to the wall clock
     if (perIteration.every((ms) => ms > 0)) {
-      return { ms: median(perIteration), method: "gpu-timestamps" };
+      return { ms: median(perIteration), method: "gpu-timestamps", wallMs };
     }
   }
-  const t0 = performance.now();
-  for (let i = 0; i < iterations; i++) await step();
-  await gpu.commands.finish();
-  return { ms: (performance.now() - t0) / iterations, method: "wall-clock" };
+  return { ms: wallMs, method: "wall-clock", wallMs };
 }
 
 /** Median of a non-empty list. */

@@ -50,13 +50,17 @@ for (const tile of variants) {
       t.ms.toFixed(3),
       (tflops * 1e3).toFixed(1),
       tflops.toFixed(2),
+      t.wallMs.toFixed(3),
+      ((2 * n ** 3) / (t.wallMs * 1e-3) / 1e12).toFixed(2),
       worst.toExponential(1),
       t.method,
     ]);
     for (const x of [a, b, c]) x.release();
   }
 }
-console.log(`\n| tile | size | ms | GFLOP/s | TFLOP/s | val. rel RMS | timing |`);
-console.log(`|---|---|---|---|---|---|---|`);
+console.log(
+  `\n| tile | size | ms | GFLOP/s | TFLOP/s | wall ms | wall TFLOP/s | val. rel RMS | timing |`,
+);
+console.log(`|---|---|---|---|---|---|---|---|---|`);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 gpu.destroy();

@@ -76,7 +76,12 @@ function loadDawn(): Promise<GPU | undefined> {
   dawnGpu ??= (async () => {
     try {
       const dawn = await importDawn();
-      return dawn.create(["enable-dawn-features=allow_unsafe_apis"]);
+      // Dawn quantizes timestamps by default (a browser anti-fingerprinting measure), which
+      // makes benchmark numbers coarse: turn that off.
+      return dawn.create([
+        "enable-dawn-features=allow_unsafe_apis",
+        "disable-dawn-features=timestamp_quantization",
+      ]);
     } catch {
       return undefined;
     }
