@@ -11,6 +11,7 @@ import type { GpuProfiler } from "./profiler.ts";
 
 /** A dispatch: what to bind by WGSL name, and how many workgroups to launch. */
 export interface DispatchOptions {
+  /** Tensors, buffers or uniform values by WGSL variable name. */
   bindings: Record<string, BindingValue>;
   /** Workgroup counts in x, y, z (y and z default to 1). */
   workgroups: readonly [number, number?, number?];
@@ -43,6 +44,7 @@ export class CommandQueue {
   /** Dispatches after which the pending work is submitted on its own. */
   autoSubmitEvery = 256;
 
+  /** A queue recording work for `device`, releasing buffers into `pool`. */
   constructor(readonly device: GPUDevice, readonly pool: BufferPool) {}
 
   /** The pending encoder, created on first use. */

@@ -34,7 +34,9 @@ const USEFUL_FEATURES = ["shader-f16", "timestamp-query", "subgroups"] as const;
 
 /** One opened WebGPU device with the toolkit's per-device state (buffer pool, pipeline cache). */
 export interface Gpu {
+  /** The WebGPU device. */
   readonly device: GPUDevice;
+  /** Which implementation it came from. */
   readonly implementation: GpuImplementation;
   /** Human-readable adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15…)". */
   readonly adapterName: string;
@@ -42,8 +44,11 @@ export interface Gpu {
   readonly isFallbackAdapter: boolean;
   /** Features enabled on the device. */
   readonly features: ReadonlySet<string>;
+  /** Limits of the device (the adapter's, as requested). */
   readonly limits: GPUSupportedLimits;
+  /** Pool that tensors take their buffers from. */
   readonly pool: BufferPool;
+  /** Compiled pipelines of this device. */
   readonly kernels: KernelCache;
   /** Pending GPU work: dispatches and copies, submitted in batches. */
   readonly commands: CommandQueue;

@@ -9,9 +9,13 @@ import type { Tensor } from "./tensor.ts";
 
 /** A binding of an entry point as the WGSL declares it. */
 export interface KernelBinding {
+  /** WGSL variable name. */
   readonly name: string;
+  /** `@group` index. */
   readonly group: number;
+  /** `@binding` index. */
   readonly binding: number;
+  /** Buffer binding type. */
   readonly kind: "uniform" | "storage" | "read-only-storage";
   /** Uniform struct members (name → byte offset and scalar type); empty for storage. */
   readonly members: ReadonlyMap<string, { offset: number; type: string }>;
@@ -21,10 +25,15 @@ export interface KernelBinding {
 
 /** A compiled compute pipeline with everything derived from its WGSL. */
 export interface Kernel {
+  /** Full cache key (spec key, entry point, constants). */
   readonly key: string;
+  /** The compiled pipeline. */
   readonly pipeline: GPUComputePipeline;
+  /** Bind group layouts, one per `@group`. */
   readonly layouts: readonly GPUBindGroupLayout[];
+  /** Bindings of the entry point by WGSL name. */
   readonly bindings: ReadonlyMap<string, KernelBinding>;
+  /** `@workgroup_size` of the entry point. */
   readonly workgroupSize: readonly [number, number, number];
 }
 
@@ -112,6 +121,7 @@ export function reflectEntry(code: string, entryPoint?: string): {
 /** Builds and caches compute pipelines for one device. */
 export class KernelCache {
   #cache = new Map<string, Promise<Kernel>>();
+  /** A cache for pipelines of `device`. */
   constructor(readonly device: GPUDevice) {}
 
   /** Number of distinct pipelines built so far. */

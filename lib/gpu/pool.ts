@@ -31,12 +31,14 @@ export interface BufferPoolOptions {
 
 /** Reuses GPU buffers by size bucket and usage; tracks live and peak bytes. */
 export class BufferPool {
+  /** Whether handed-out buffers are NaN-filled. */
   readonly nanFill: boolean;
   #free = new Map<string, GPUBuffer[]>();
   #allocatedBytes = 0;
   #inUseBytes = 0;
   #peakInUseBytes = 0;
 
+  /** A pool of buffers of `device`. */
   constructor(readonly device: GPUDevice, options: BufferPoolOptions = {}) {
     this.nanFill = options.nanFill ?? false;
   }
@@ -53,6 +55,7 @@ export class BufferPool {
   get peakInUseBytes(): number {
     return this.#peakInUseBytes;
   }
+  /** Starts peak tracking afresh from the bytes in use now. */
   resetPeak(): void {
     this.#peakInUseBytes = this.#inUseBytes;
   }

@@ -7,6 +7,7 @@ import type { Gpu } from "./device.ts";
 
 /** GPU time of one label over the profiled region. */
 export interface ProfileEntry {
+  /** Dispatch label (the kernel key unless given). */
   label: string;
   /** Number of dispatches with this label. */
   count: number;
@@ -24,6 +25,7 @@ export class GpuProfiler {
   #labels: string[] = [];
   #resolved = 0;
 
+  /** A profiler for `gpu` timing up to `capacity` dispatches per region. */
   constructor(readonly gpu: Gpu, readonly capacity = 2048) {
     if (!gpu.features.has("timestamp-query")) {
       throw new Error(

@@ -31,6 +31,7 @@ export function shapeSize(shape: readonly number[]): number {
 /** A dense row-major tensor living in one GPU buffer. */
 export class Tensor {
   #released = false;
+  /** Wraps `buffer` (from `gpu.pool`) as a tensor; prefer {@linkcode emptyTensor} / {@linkcode uploadTensor}. */
   constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
