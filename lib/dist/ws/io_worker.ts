@@ -1,0 +1,345 @@
+/**
+ * The WebSocket I/O of one rank, run in a dedicated Worker. Why a Worker: Deno's built-in
+ * WebGPU blocks its JS thread while it waits for the GPU (mapAsync/onSubmittedWorkDone poll
+ * and sleep), and `WebSocket.send` only queues: the bytes move when the event loop runs. On the
+ * rank's own thread a rank waiting on its GPU would therefore stall every peer waiting for its
+ * state, and frames from peers would sit unread. Here sockets keep flowing whatever the rank
+ * thread does; the rank thread and this Worker exchange payloads by transfer.
+ *
+ * Setup: rank 0 listens on the master address; every other rank listens on its own port,
+ * registers with rank 0 and receives the table of addresses; then rank j connects to every
+ * rank 0 < i < j (the registration socket is the link to rank 0). Every connection is
+ * authenticated (handshake.ts). Data: frames (frame.ts) per link, sent in order from a queue
+ * while the socket's `bufferedAmount` is below a high-water mark (`send()` never blocks).
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import type { Tag } from "../transport.ts";
+import { decodeHeader, encodeFrame, partCount, Reassembly, runIdHash } from "./frame.ts";
+import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } from "./handshake.ts";
+import { connectWithRetry, type SocketMessage, SocketReader } from "./socket_reader.ts";
+import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
+
+interface Outgoing {
+  tag: Tag;
+  bytes: Uint8Array;
+  next: number;
+  parts: number;
+}
+
+interface Link {
+  peer: number;
+  reader: SocketReader;
+  queue: Outgoing[];
+  reassembly: Reassembly;
+  pumpScheduled: boolean;
+}
+
+function post(reply: IoReply, transfer: Transferable[] = []): void {
+  self.postMessage(reply, transfer);
+}
+
+class IoNode {
+  readonly id: RunIdentity & { rank: number };
+  readonly runHash: number;
+  readonly deadline: number;
+  readonly links = new Map<number, Link>();
+  /** ws:// address of every rank, once known. */
+  readonly addresses: string[];
+  readonly rejections: string[] = [];
+  registrations = new Map<number, { reader: SocketReader; address: string }>();
+  server: Deno.HttpServer | undefined;
+  closing = false;
+  #changed: (() => void) | undefined;
+
+  constructor(readonly config: IoConfig) {
+    this.id = { runId: config.runId, world: config.world, token: config.token, rank: config.rank };
+    this.runHash = runIdHash(config.runId);
+    this.deadline = performance.now() + config.connectTimeoutMs;
+    this.addresses = Array.from({ length: config.world }, () => "(address not yet known)");
+    this.addresses[0] = `ws://${config.master}`;
+  }
+
+  get left(): number {
+    return Math.max(1, this.deadline - performance.now());
+  }
+
+  async start(): Promise<void> {
+    const { rank, master, host } = this.config;
+    const [masterHost, masterPort] = splitAddress(master);
+    const listening = Promise.withResolvers<Deno.NetAddr>();
+    this.server = Deno.serve({
+      hostname: rank === 0 ? masterHost : host,
+      port: rank === 0 ? masterPort : this.config.port,
+      onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
+      onError: () => new Response("internal error", { status: 500 }),
+    }, (req) => this.#accept(req));
+    const addr = await listening.promise;
+    const myAddress = `${rank === 0 ? masterHost : host}:${addr.port}`;
+    this.addresses[rank] = `ws://${myAddress}`;
+    if (rank === 0) await this.#rendezvousAsMaster();
+    else await this.#rendezvousAsWorker(myAddress);
+    await this.#until(() => this.links.size === this.config.world - 1, () => {
+      const missing = this.#missing((r) => !this.links.has(r));
+      return `rank(s) ${missing} did not connect within ${this.config.connectTimeoutMs} ms`;
+    });
+    post({ t: "ready", addresses: this.addresses });
+  }
+
+  async #rendezvousAsMaster(): Promise<void> {
+    const { world, connectTimeoutMs } = this.config;
+    await this.#until(() => this.registrations.size === world - 1, () => {
+      const missing = this.#missing((r) => r > 0 && !this.registrations.has(r));
+      return `rank(s) ${missing} did not register within ${connectTimeoutMs} ms`;
+    });
+    for (const [r, { address }] of this.registrations) this.addresses[r] = `ws://${address}`;
+    const table = JSON.stringify({ t: "peers", addresses: this.addresses });
+    for (const [r, { reader }] of this.registrations) {
+      reader.socket.send(table);
+      this.#link(r, reader);
+    }
+  }
+
+  async #rendezvousAsWorker(myAddress: string): Promise<void> {
+    const { rank } = this.config;
+    const reader = await this.#connect(0, { rank, purpose: "register", address: myAddress });
+    const message = await reader.next(this.left, "the peer table from rank 0").catch((e) => {
+      throw new Error(`rank 0 (master, ${this.addresses[0]}) sent no peer table: ${e.message}`);
+    });
+    const table = JSON.parse(message as string) as { t: string; addresses: string[] };
+    if (table.t !== "peers" || table.addresses?.length !== this.config.world) {
+      throw new Error(`rank 0 (master, ${this.addresses[0]}) sent a malformed peer table`);
+    }
+    table.addresses.forEach((a, r) => this.addresses[r] = a);
+    this.#link(0, reader);
+    for (let i = 1; i < rank; i++) {
+      this.#link(i, await this.#connect(i, { rank, purpose: "peer" }));
+    }
+  }
+
+  async #connect(peer: number, info: HelloInfo): Promise<SocketReader> {
+    const url = `${this.addresses[peer]}/lasp`;
+    const who = `rank ${peer}${peer === 0 ? " (master)" : ""} at ${this.addresses[peer]}`;
+    let reader: SocketReader;
+    try {
+      reader = await connectWithRetry(url, this.deadline);
+    } catch (e) {
+      throw new Error(
+        `could not reach ${who} within ${this.config.connectTimeoutMs} ms: ${(e as Error).message}`,
+      );
+    }
+    try {
+      await clientHandshake(reader, this.id, info, peer, this.left);
+    } catch (e) {
+      throw new Error(`${who} ${(e as Error).message}`);
+    }
+    return reader;
+  }
+
+  #accept(req: Request): Response {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("LASP rank: WebSocket only", { status: 426 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    const reader = new SocketReader(socket);
+    socket.onopen = async () => {
+      try {
+        const hello = await serverHandshake(reader, this.id, this.left, (h) => this.#admit(h));
+        if (hello.purpose === "register") {
+          this.registrations.set(hello.rank, { reader, address: hello.address! });
+          this.#changed?.();
+        } else this.#link(hello.rank, reader);
+      } catch (e) {
+        this.rejections.push((e as Error).message);
+      }
+    };
+    return response;
+  }
+
+  /** Who may connect: registrations at rank 0, then higher ranks at every rank. */
+  #admit(hello: HelloInfo): string | undefined {
+    const me = this.config.rank;
+    if (this.closing) return "this rank is shutting down";
+    if (hello.purpose === "register") {
+      if (me !== 0) return `rank ${me} is not the master`;
+      if (typeof hello.address !== "string") return "registration without an address";
+      if (this.registrations.has(hello.rank) || hello.rank === 0) {
+        return `rank ${hello.rank} is already registered`;
+      }
+      return undefined;
+    }
+    if (me === 0) return "rank 0 is reached through registration";
+    if (hello.rank <= me) {
+      return `rank ${hello.rank} must not connect to rank ${me} (lower ranks are dialed)`;
+    }
+    if (this.links.has(hello.rank)) return `rank ${hello.rank} is already connected`;
+    return undefined;
+  }
+
+  #link(peer: number, reader: SocketReader): void {
+    const link: Link = {
+      peer,
+      reader,
+      queue: [],
+      reassembly: new Reassembly(),
+      pumpScheduled: false,
+    };
+    this.links.set(peer, link);
+    reader.onClose = (code, reason) => {
+      if (this.closing) return;
+      post({
+        t: "error",
+        peer,
+        message: `connection to rank ${peer} (${this.addresses[peer]}) closed (code ${code}${
+          reason ? `: ${reason}` : ""
+        })`,
+      });
+    };
+    if (reader.closed) reader.onClose(reader.closed.code, reader.closed.reason);
+    reader.handle((message) => this.#receive(link, message));
+    this.#changed?.();
+  }
+
+  #receive(link: Link, message: SocketMessage): void {
+    try {
+      if (typeof message === "string") {
+        throw new Error("unexpected text message after the handshake");
+      }
+      const header = decodeHeader(message, this.runHash);
+      if (header.src !== link.peer || header.dst !== this.config.rank) {
+        throw new Error(
+          `frame from rank ${header.src} to rank ${header.dst} arrived on the link ${link.peer}→${this.config.rank}`,
+        );
+      }
+      const done = link.reassembly.add(header, message);
+      if (!done) return;
+      const { data } = done;
+      post(
+        {
+          t: "recv",
+          src: link.peer,
+          tag: header.tag,
+          buffer: data.buffer as ArrayBuffer,
+          byteOffset: data.byteOffset,
+          length: data.length,
+        },
+        [data.buffer as ArrayBuffer],
+      );
+    } catch (e) {
+      const reason = `rejected a frame from rank ${link.peer} (${this.addresses[link.peer]}): ${
+        (e as Error).message
+      }`;
+      post({ t: "error", peer: link.peer, message: reason });
+      link.reader.socket.close(1002, reason.slice(0, 120));
+    }
+  }
+
+  send(dsts: readonly number[], tag: Tag, data: Float32Array): void {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const parts = partCount(bytes.byteLength, this.config.partBytes);
+    for (const dst of dsts) {
+      const link = this.links.get(dst);
+      if (!link || link.reader.closed) {
+        post({
+          t: "error",
+          peer: dst,
+          message: `cannot send to rank ${dst} (${this.addresses[dst]}): not connected`,
+        });
+        continue;
+      }
+      link.queue.push({ tag, bytes, next: 0, parts });
+      this.#pump(link);
+    }
+  }
+
+  /** Sends queued frames while the socket's buffer is below the high-water mark. */
+  #pump(link: Link): void {
+    const socket = link.reader.socket;
+    while (link.queue.length > 0 && socket.bufferedAmount < this.config.highWaterBytes) {
+      if (link.reader.closed) return;
+      const out = link.queue[0];
+      const header = {
+        runHash: this.runHash,
+        src: this.config.rank,
+        dst: link.peer,
+        tag: out.tag,
+        shape: [out.bytes.byteLength / 4],
+      };
+      socket.send(encodeFrame(header, out.bytes, out.next++, this.config.partBytes));
+      if (out.next === out.parts) link.queue.shift();
+    }
+    if (link.queue.length > 0 && !link.pumpScheduled) {
+      link.pumpScheduled = true;
+      setTimeout(() => {
+        link.pumpScheduled = false;
+        this.#pump(link);
+      }, 1);
+    }
+  }
+
+  /** Waits for queued frames to leave, then closes every socket and the server. */
+  async close(): Promise<void> {
+    const flushDeadline = performance.now() + this.config.connectTimeoutMs;
+    const busy = () =>
+      [...this.links.values()].some((l) =>
+        !l.reader.closed && (l.queue.length > 0 || l.reader.socket.bufferedAmount > 0)
+      );
+    while (busy() && performance.now() < flushDeadline) await new Promise((r) => setTimeout(r, 2));
+    this.closing = true;
+    for (const link of this.links.values()) {
+      if (!link.reader.closed) link.reader.socket.close(1000, "done");
+    }
+    await Promise.race([this.server?.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
+    post({ t: "closed" });
+  }
+
+  async #until(done: () => boolean, failure: () => string): Promise<void> {
+    while (!done()) {
+      const left = this.deadline - performance.now();
+      if (left <= 0) {
+        const rejected = this.rejections.length > 0
+          ? `; rejected: ${this.rejections.join("; ")}`
+          : "";
+        throw new Error(failure() + rejected);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#changed = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.#changed = undefined;
+    }
+  }
+
+  #missing(isMissing: (rank: number) => boolean): string {
+    const out: string[] = [];
+    for (let r = 0; r < this.config.world; r++) {
+      if (r !== this.config.rank && isMissing(r)) out.push(`${r} (${this.addresses[r]})`);
+    }
+    return out.join(", ");
+  }
+}
+
+/** "host:port" → [host, port]; IPv6 hosts in brackets. */
+function splitAddress(address: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  if (!m) throw new Error(`Invalid address "${address}": expected host:port`);
+  return [m[1], Number(m[2])];
+}
+
+let node: IoNode | undefined;
+self.onmessage = (e: MessageEvent<IoRequest>) => {
+  const request = e.data;
+  if (request.t === "start") {
+    node = new IoNode(request.config);
+    node.start().catch((err) => {
+      post({
+        t: "error",
+        fatal: true,
+        message: `Rank ${request.config.rank}: ${(err as Error).message}`,
+      });
+    });
+  } else if (request.t === "send") node!.send(request.dsts, request.tag, request.data);
+  else if (request.t === "close") node?.close();
+};
