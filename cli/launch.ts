@@ -29,6 +29,9 @@ if (values.help || scriptAt < 0) {
   Deno.exit(values.help ? 0 : 2);
 }
 try {
+  if (!/^\d+$/.test(values.nproc)) {
+    throw new Error(`Invalid --nproc ${values.nproc}: must be an integer ≥ 1`);
+  }
   const code = await launch({
     nproc: Number(values.nproc),
     command: Deno.args.slice(scriptAt),
