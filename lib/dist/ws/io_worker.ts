@@ -20,6 +20,9 @@ import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } fr
 import { connectWithRetry, type SocketMessage, SocketReader } from "./socket_reader.ts";
 import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
+/** Address of a rank that has not registered yet. */
+const UNKNOWN = "address not yet known";
+
 interface Outgoing {
   tag: Tag;
   bytes: Uint8Array;
@@ -56,7 +59,7 @@ class IoNode {
     this.id = { runId: config.runId, world: config.world, token: config.token, rank: config.rank };
     this.runHash = runIdHash(config.runId);
     this.deadline = performance.now() + config.connectTimeoutMs;
-    this.addresses = Array.from({ length: config.world }, () => "(address not yet known)");
+    this.addresses = Array.from({ length: config.world }, () => UNKNOWN);
     this.addresses[0] = `ws://${config.master}`;
   }
 
@@ -315,7 +318,8 @@ class IoNode {
   #missing(isMissing: (rank: number) => boolean): string {
     const out: string[] = [];
     for (let r = 0; r < this.config.world; r++) {
-      if (r !== this.config.rank && isMissing(r)) out.push(`${r} (${this.addresses[r]})`);
+      if (r === this.config.rank || !isMissing(r)) continue;
+      out.push(this.addresses[r] === UNKNOWN ? `${r}` : `${r} (${this.addresses[r]})`);
     }
     return out.join(", ");
   }

@@ -90,7 +90,7 @@ export class WebSocketTransport implements Transport {
     this.rank = config.rank;
     this.world = config.world;
     this.#worker = worker;
-    this.#addresses = Array.from({ length: config.world }, () => "(address not yet known)");
+    this.#addresses = Array.from({ length: config.world }, () => "address not yet known");
     this.#addresses[0] = `ws://${config.master}`;
     this.#mailbox = new Mailbox(config.rank, (r) => this.describePeer(r));
     const ready = Promise.withResolvers<void>();

@@ -1,0 +1,176 @@
+/**
+ * The WebSocket transport: frames, authentication (bad token, wrong run id), missing and
+ * vanished peers named in errors, frames of another run rejected, and a run of separate
+ * `deno run` processes.
+ */
+import { deepEqual, equal, throws } from "node:assert/strict";
+import { connectWebSocketTransport, type WebSocketTransport } from "../lib/dist/ws/ws_transport.ts";
+import {
+  decodeHeader,
+  encodeFrame,
+  type FrameHeader,
+  Reassembly,
+  runIdHash,
+} from "../lib/dist/ws/frame.ts";
+import { clientHandshake } from "../lib/dist/ws/handshake.ts";
+import { connectWithRetry } from "../lib/dist/ws/socket_reader.ts";
+import { freePort } from "../lib/dist/worker_ranks.ts";
+import { spawnProcessRanks } from "./_process_ranks.ts";
+import { checkCollectives } from "./_dist_expected.ts";
+
+const TAG = { step: 7, layer: 3, dir: 1 };
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error("expected a failure");
+}
+
+function expectMatch(message: string, pattern: RegExp): void {
+  if (!pattern.test(message)) throw new Error(`"${message}" does not match ${pattern}`);
+}
+
+function connectAll(
+  world: number,
+  overrides: Record<number, { token?: string; runId?: string }> = {},
+  ranks = Array.from({ length: world }, (_, r) => r),
+  connectTimeoutMs = 10_000,
+): { master: string; runs: Promise<WebSocketTransport>[] } {
+  const master = `127.0.0.1:${freePort()}`;
+  const runs = ranks.map((rank) =>
+    connectWebSocketTransport({
+      rank,
+      world,
+      master,
+      token: "secret",
+      runId: "run-a",
+      connectTimeoutMs,
+      partBytes: 64,
+      highWaterBytes: 256, // frames wait on bufferedAmount: the backpressure path runs
+      ...overrides[rank],
+    })
+  );
+  return { master, runs };
+}
+
+Deno.test("frames: round trip in parts; bad magic, version, run id and order rejected", () => {
+  const payload = Float32Array.from({ length: 37 }, (_, i) => i * 0.5 - 3);
+  const bytes = new Uint8Array(payload.buffer);
+  const hash = runIdHash("run-a");
+  const header = { runHash: hash, src: 2, dst: 1, tag: TAG, shape: [37] };
+  const frames = [0, 1, 2].map((p) => encodeFrame(header, bytes, p, 64));
+  const reassembly = new Reassembly();
+  let done;
+  for (const f of frames) done = reassembly.add(decodeHeader(f, hash), f);
+  deepEqual(done!.data, payload);
+  deepEqual(done!.header.tag, TAG);
+  throws(() => decodeHeader(frames[0], runIdHash("run-b")), /run id hash/);
+  const badMagic = frames[0].slice(0);
+  new DataView(badMagic).setUint32(0, 1234, true);
+  throws(() => decodeHeader(badMagic, hash), /bad frame magic/);
+  const badVersion = frames[0].slice(0);
+  new DataView(badVersion).setUint16(4, 99, true);
+  throws(() => decodeHeader(badVersion, hash), /version 99/);
+  const fresh = new Reassembly();
+  throws(() => fresh.add(decodeHeader(frames[1], hash), frames[1]), /out of order/);
+  const wrongShape = encodeFrame({ ...header, shape: [36] }, bytes, 0, 4096);
+  throws(() => decodeHeader(wrongShape, hash), /does not match/);
+  const empty = encodeFrame({ ...header, shape: [0] }, new Uint8Array(0), 0, 64);
+  const h: FrameHeader = decodeHeader(empty, hash);
+  equal(h.parts, 1);
+  equal(new Reassembly().add(h, empty)!.data.length, 0);
+});
+
+Deno.test("a wrong token is rejected; the master names the rank that never registered", async () => {
+  const { runs } = connectAll(2, { 1: { token: "guess" } }, [0, 1], 1500);
+  const [m0, m1] = await Promise.all(runs.map(failure));
+  expectMatch(
+    m1,
+    /^Rank 1: rank 0 \(master\) at ws:\/\/127\.0\.0\.1:\d+ rejected the connection: .*bad token/,
+  );
+  expectMatch(
+    m0,
+    /^Rank 0: rank\(s\) 1 did not register within 1500 ms; rejected: .*rank 1: bad token/,
+  );
+});
+
+Deno.test("a rank of another run is rejected", async () => {
+  const { runs } = connectAll(2, { 1: { runId: "run-b" } }, [0, 1], 1500);
+  const [m0, m1] = await Promise.all(runs.map(failure));
+  expectMatch(m1, /rejected the connection: .*wrong run id "run-b" \(this run is "run-a"\)/);
+  expectMatch(m0, /did not register/);
+});
+
+Deno.test("missing master and missing peer are named with their addresses", async () => {
+  const alone = connectAll(2, {}, [1], 500);
+  expectMatch(
+    await failure(alone.runs[0]),
+    /^Rank 1: could not reach rank 0 \(master\) at ws:\/\/127\.0\.0\.1:\d+ within 500 ms/,
+  );
+  const partial = connectAll(3, {}, [0, 1], 800);
+  const [m0] = await Promise.all(partial.runs.map(failure));
+  expectMatch(m0, /^Rank 0: rank\(s\) 2 did not register within 800 ms$/);
+});
+
+Deno.test("receives time out naming the peer; a vanished peer fails them at once", async () => {
+  const { runs } = connectAll(3);
+  const [t0, t1, t2] = await Promise.all(runs);
+  expectMatch(
+    await failure(t0.recv(1, TAG, 200)),
+    /^Rank 0 timed out after 200 ms waiting for rank 1 \(ws:\/\/127\.0\.0\.1:\d+\): step 7 layer 3 backward$/,
+  );
+  // a message of 1000 values in 64-byte frames arrives whole
+  const sent = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+  t2.send([0, 1], TAG, sent, false);
+  deepEqual(await t0.recv(2, TAG, 5000), sent);
+  deepEqual(await t1.recv(2, TAG, 5000), sent);
+  const pending = t0.recv(2, { ...TAG, step: 8 }, 60_000);
+  const start = performance.now();
+  await t2.close();
+  expectMatch(
+    await failure(pending),
+    /^Rank 0: connection to rank 2 \(ws:\/\/127\.0\.0\.1:\d+\) closed \(code 1000: done\)$/,
+  );
+  if (performance.now() - start > 10_000) throw new Error("the closed link was noticed too late");
+  await Promise.all([t0.close(), t1.close()]);
+});
+
+Deno.test("an authenticated peer's frame with another run's id is rejected", async () => {
+  const master = `127.0.0.1:${freePort()}`;
+  const identity = { runId: "run-a", world: 2, token: "secret" };
+  const real = connectWebSocketTransport({ ...identity, rank: 0, master, connectTimeoutMs: 5000 });
+  const reader = await connectWithRetry(`ws://${master}/lasp`, performance.now() + 5000);
+  await clientHandshake(
+    reader,
+    identity,
+    { rank: 1, purpose: "register", address: "127.0.0.1:9" },
+    0,
+    5000,
+  );
+  equal(JSON.parse(await reader.next(5000, "peer table") as string).t, "peers");
+  const t0 = await real;
+  const bytes = new Uint8Array(Float32Array.of(1, 2, 3).buffer);
+  const header = { runHash: runIdHash("run-a"), src: 1, dst: 0, tag: TAG, shape: [3] };
+  reader.socket.send(encodeFrame(header, bytes, 0, 4096));
+  deepEqual(await t0.recv(1, TAG, 5000), Float32Array.of(1, 2, 3));
+  reader.socket.send(encodeFrame({ ...header, runHash: runIdHash("run-b") }, bytes, 0, 4096));
+  expectMatch(
+    await failure(t0.recv(1, TAG, 5000)),
+    /^Rank 0: rejected a frame from rank 1 \(ws:\/\/127\.0\.0\.1:9\): frame carries run id hash/,
+  );
+  await t0.close();
+});
+
+Deno.test("collectives across 3 separate deno processes are exact", async () => {
+  const results = await spawnProcessRanks<Record<string, Float32Array>>({
+    world: 3,
+    sp: 3,
+    module: new URL("./_dist_rank.ts", import.meta.url),
+    exportName: "collectives",
+    timeoutMs: 60_000,
+  });
+  results.forEach((got, rank) => checkCollectives(got, rank, 3, 3));
+});
