@@ -1,0 +1,182 @@
+/**
+ * The public linear-attention entry points: the same call takes GPU tensors (outputs stay on
+ * the GPU) or row-major host arrays (uploaded, computed, and read back in one batched readback).
+ * @module
+ */
+import type { Gpu } from "../../gpu/device.ts";
+import { downloadTensors, type Tensor, uploadTensor } from "../../gpu/tensor.ts";
+import type { IoType } from "../../../shaders/linear_attention/tiles.ts";
+import {
+  checkHost,
+  type Decay,
+  type LaShape,
+  laShapes,
+  type LaTuning,
+  validateShape,
+} from "./config.ts";
+import { laForward } from "./forward.ts";
+import { laBackward } from "./backward.ts";
+
+/** A tensor argument: a GPU tensor, or a row-major host array. */
+export type LaArray = Tensor | Float32Array;
+
+/** Inputs of {@linkcode linearAttention}. */
+export interface LinearAttentionInputs<A extends LaArray> {
+  q: A; // [B, H, N, dk]
+  k: A; // [B, H, N, dk]
+  v: A; // [B, H, N, dv]
+  /** λ_h ∈ (0, 1] per head, or one value for all heads (1 = no decay). */
+  decay: Decay;
+  /** Sizes; with tensors it must agree with their shapes (and may be left out). */
+  shape?: LaShape;
+  /** S_0 [B, H, dk, dv]; zero when absent. */
+  initialState?: A;
+  /** Host arrays only: storage type on the GPU ("f16" halves memory; f32 accumulation). */
+  dtype?: IoType;
+  tuning?: LaTuning;
+}
+
+/** Inputs of {@linkcode linearAttentionBackward}. */
+export interface LinearAttentionBackwardInputs<A extends LaArray> extends LinearAttentionInputs<A> {
+  dO: A; // [B, H, N, dv]
+  /** ∂L/∂S_N [B, H, dk, dv]; zero when absent. */
+  dFinalState?: A;
+}
+
+function isHost(x: LaArray): x is Float32Array {
+  return x instanceof Float32Array;
+}
+
+/** Checks that arguments are all tensors or all host arrays, and host arrays against the shape. */
+function hostMode(
+  args: Record<string, LaArray | undefined>,
+  shape: LaShape | undefined,
+  expected: Record<string, number[] | undefined>,
+): boolean {
+  const given = Object.entries(args).filter((e): e is [string, LaArray] => e[1] !== undefined);
+  const host = isHost(given[0][1]);
+  for (const [name, a] of given) {
+    if (isHost(a) !== host) {
+      throw new Error(
+        `linear attention: ${name} is a ${isHost(a) ? "Float32Array" : "Tensor"} but ${
+          given[0][0]
+        } is not: pass all tensors or all Float32Arrays`,
+      );
+    }
+  }
+  if (host) {
+    if (!shape) {
+      throw new Error("linear attention: host arrays need shape { batch, heads, length, dk, dv }");
+    }
+    for (const [name, a] of given) checkHost(name, a as Float32Array, expected[name]!);
+  }
+  return host;
+}
+
+/** Checks that an explicit shape agrees with the tensors' shapes. */
+function checkShapeOption(shape: LaShape | undefined, q: Tensor, v: Tensor): void {
+  if (!shape) return;
+  validateShape(shape);
+  const s = laShapes(shape);
+  const agree = (t: Tensor, e: number[]) =>
+    t.shape.length === 4 && t.shape.every((d, i) => d === e[i]);
+  if (!agree(q, s.qk) || !agree(v, s.v)) {
+    throw new Error(
+      `linear attention: shape ${JSON.stringify(shape)} disagrees with q [${
+        q.shape.join(", ")
+      }], v [${v.shape.join(", ")}]`,
+    );
+  }
+}
+
+/**
+ * Causal linear attention with per-head decay: o_t = Σ_{s≤t} λ^(t−s) (q_t·k_s) v_s + λ^t q_t S_0,
+ * and the final state S_N. Tensors in → tensors out; Float32Arrays in → Float32Arrays out.
+ */
+export async function linearAttention<A extends LaArray>(
+  gpu: Gpu,
+  inputs: LinearAttentionInputs<A>,
+): Promise<{ o: A; finalState: A }> {
+  const { q, k, v, initialState, shape } = inputs;
+  if (shape) validateShape(shape);
+  const s = shape ? laShapes(shape) : undefined;
+  const host = hostMode({ q, k, v, initialState }, shape, {
+    q: s?.qk,
+    k: s?.qk,
+    v: s?.v,
+    initialState: s?.state,
+  });
+  if (!host) {
+    checkShapeOption(shape, q as Tensor, v as Tensor);
+    const out = await laForward(gpu, { ...(inputs as LinearAttentionInputs<Tensor>) });
+    return out as { o: A; finalState: A };
+  }
+  const io = inputs.dtype ?? "f32";
+  const up = (a: LaArray, dims: number[], dtype: IoType | "f32" = io) =>
+    uploadTensor(gpu, a as Float32Array, dims, dtype);
+  const t = {
+    q: up(q, s!.qk),
+    k: up(k, s!.qk),
+    v: up(v, s!.v),
+    initialState: initialState ? up(initialState, s!.state, "f32") : undefined,
+  };
+  try {
+    const out = await laForward(gpu, { ...t, decay: inputs.decay, tuning: inputs.tuning });
+    const [o, finalState] = await downloadTensors(gpu, [out.o, out.finalState]);
+    out.o.release();
+    out.finalState.release();
+    return { o: Float32Array.from(o), finalState: finalState as Float32Array } as {
+      o: A;
+      finalState: A;
+    };
+  } finally {
+    for (const x of Object.values(t)) x?.release();
+  }
+}
+
+/**
+ * Gradients of {@linkcode linearAttention} with respect to q, k, v and the initial state,
+ * given dO (and optionally the gradient of the final state).
+ */
+export async function linearAttentionBackward<A extends LaArray>(
+  gpu: Gpu,
+  inputs: LinearAttentionBackwardInputs<A>,
+): Promise<{ dq: A; dk: A; dv: A; dInitialState: A }> {
+  const { q, k, v, initialState, dO, dFinalState, shape } = inputs;
+  if (shape) validateShape(shape);
+  const s = shape ? laShapes(shape) : undefined;
+  const host = hostMode({ q, k, v, dO, initialState, dFinalState }, shape, {
+    q: s?.qk,
+    k: s?.qk,
+    v: s?.v,
+    dO: s?.v,
+    initialState: s?.state,
+    dFinalState: s?.state,
+  });
+  type Out = { dq: A; dk: A; dv: A; dInitialState: A };
+  if (!host) {
+    checkShapeOption(shape, q as Tensor, v as Tensor);
+    return await laBackward(gpu, { ...(inputs as LinearAttentionBackwardInputs<Tensor>) }) as Out;
+  }
+  const io = inputs.dtype ?? "f32";
+  const up = (a: LaArray, dims: number[], dtype: IoType | "f32" = io) =>
+    uploadTensor(gpu, a as Float32Array, dims, dtype);
+  const t = {
+    q: up(q, s!.qk),
+    k: up(k, s!.qk),
+    v: up(v, s!.v),
+    dO: up(dO, s!.v),
+    initialState: initialState ? up(initialState, s!.state, "f32") : undefined,
+    dFinalState: dFinalState ? up(dFinalState, s!.state, "f32") : undefined,
+  };
+  try {
+    const out = await laBackward(gpu, { ...t, decay: inputs.decay, tuning: inputs.tuning });
+    const list = [out.dq, out.dk, out.dv, out.dInitialState];
+    const [dq, dk, dv, dInitialState] = await downloadTensors(gpu, list);
+    for (const x of list) x.release();
+    const f32 = (a: ArrayLike<number>) => a instanceof Float32Array ? a : Float32Array.from(a);
+    return { dq: f32(dq), dk: f32(dk), dv: f32(dv), dInitialState: f32(dInitialState) } as Out;
+  } finally {
+    for (const x of Object.values(t)) x?.release();
+  }
+}
