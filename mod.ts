@@ -57,3 +57,88 @@ export {
 export { linearWorkgroups } from "./lib/gpu/commands.ts";
 export { shaderSource } from "./lib/gpu/shader_source.ts";
 export type { MatmulTile } from "./shaders/matmul.ts";
+// Model building blocks, data, checkpoints and config (lib/ops/{srmsnorm,activation,embedding,
+// cross_entropy,adamw}, lib/data, lib/checkpoint, lib/model).
+export {
+  srmsnormBackward,
+  type SrmsnormBackwardOptions,
+  srmsnormForward,
+  type SrmsnormOptions,
+  type SrmsnormSaved,
+} from "./lib/ops/srmsnorm/srmsnorm.ts";
+export {
+  type GateActivation,
+  normGateBackward,
+  normGateForward,
+  type NormGateOptions,
+} from "./lib/ops/srmsnorm/norm_gate.ts";
+export {
+  type FeatureMap,
+  featureMapBackward,
+  featureMapForward,
+  fill,
+  gluBackward,
+} from "./lib/ops/activation/activation.ts";
+export {
+  embeddingBackward,
+  type EmbeddingBackwardOptions,
+  embeddingForward,
+  type EmbeddingPlan,
+  embeddingScatterPlan,
+} from "./lib/ops/embedding/embedding.ts";
+export {
+  crossEntropyBackward,
+  type CrossEntropyBackwardOptions,
+  crossEntropyForward,
+  type CrossEntropyResult,
+  IGNORE_INDEX,
+} from "./lib/ops/cross_entropy/cross_entropy.ts";
+export { adamwStep, type AdamwStepOptions, gradNormClip } from "./lib/ops/adamw/adamw.ts";
+export {
+  decodeSafetensors,
+  encodeSafetensors,
+  type SafetensorsArray,
+  type SafetensorsDType,
+  SafetensorsFile,
+  type SafetensorsHeader,
+  type SafetensorsTensor,
+  writeSafetensors,
+} from "./lib/checkpoint/safetensors.ts";
+export {
+  type DecaySchedule,
+  DEFAULT_CONFIG,
+  type ModelConfig,
+  type ModelKind,
+  PRESETS,
+  resolveModelConfig,
+  type ResolveOptions,
+  type TokenizerName,
+  validateModelConfig,
+} from "./lib/model/config.ts";
+export { decayRates } from "./lib/model/decay.ts";
+export {
+  parameterCount,
+  parameterSpecs,
+  type ParamInit,
+  type ParamSpec,
+} from "./lib/model/params.ts";
+export { loadTokenizer, type Tokenizer } from "./lib/data/tokenizer.ts";
+export { loadTokens, type LoadTokensOptions, type TokenSource } from "./lib/data/source.ts";
+export { splitTokens, type TokenArray } from "./lib/data/split.ts";
+export {
+  type Batch,
+  BatchLoader,
+  type BatchLoaderOptions,
+  evalBatches,
+  inputsAndTargets,
+  type LoaderPosition,
+} from "./lib/data/loader.ts";
+export {
+  decodeShard,
+  encodeShard,
+  readShard,
+  type ShardHeader,
+  type TokenShard,
+  writeShard,
+} from "./lib/data/shard.ts";
+export { Rng } from "./lib/util/rng.ts";

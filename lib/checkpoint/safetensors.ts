@@ -45,8 +45,11 @@ export type SafetensorsArray =
 
 /** One tensor: dtype, shape and row-major data. */
 export interface SafetensorsTensor {
+  /** Element type. */
   dtype: SafetensorsDType;
+  /** Dimensions, row-major; `[]` for a scalar. */
   shape: readonly number[];
+  /** The elements (a typed array of the dtype's width). */
   data: SafetensorsArray;
 }
 
@@ -194,7 +197,9 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
 
 /** Header of a safetensors file: tensor entries (by name) and metadata. */
 export interface SafetensorsHeader {
+  /** Entries by name: dtype, shape and byte range within the data section. */
   tensors: Map<string, { dtype: SafetensorsDType; shape: number[]; begin: number; end: number }>;
+  /** The `__metadata__` map (empty when absent). */
   metadata: Record<string, string>;
   /** Byte offset of the data section in the file. */
   dataOffset: number;
@@ -338,6 +343,7 @@ export class SafetensorsFile {
     return { dtype: e.dtype, shape: e.shape, data: toArray(e.dtype, bytes) };
   }
 
+  /** Closes the file handle. */
   close(): void {
     this.file.close();
   }

@@ -15,7 +15,9 @@ import type { TokenArray } from "./split.ts";
 
 /** Where the loader stands: saved in checkpoints. */
 export interface LoaderPosition {
+  /** Seed of the offsets and orders. */
   seed: number;
+  /** Epochs completed. */
   epoch: number;
   /** Windows of this epoch's order already consumed (by all shards). */
   cursor: number;
@@ -37,21 +39,29 @@ export interface BatchLoaderOptions {
 
 /** One batch: ids `[B, N+1]`, row-major. */
 export interface Batch {
+  /** Ids `[batchSize, seqLen + 1]`. */
   tokens: Uint32Array;
+  /** Windows in this batch. */
   batchSize: number;
+  /** N: each window holds N + 1 ids. */
   seqLen: number;
 }
 
 /** Seeded, resumable iterator over training batches. */
 export class BatchLoader {
+  /** Sequences per batch on this rank (B). */
   readonly batchSize: number;
+  /** Tokens per sequence (N). */
   readonly seqLen: number;
+  /** Seed of the window offsets and orders. */
   readonly seed: number;
+  /** This rank's data-parallel shard. */
   readonly shard: { index: number; count: number };
   #epoch: number;
   #cursor: number;
   #order: { epoch: number; offset: number; windows: Uint32Array } | undefined;
 
+  /** A loader over `tokens` (see {@linkcode BatchLoaderOptions}). */
   constructor(readonly tokens: TokenArray, options: BatchLoaderOptions) {
     const { batchSize, seqLen } = options;
     const shard = options.shard ?? { index: 0, count: 1 };

@@ -24,16 +24,21 @@ export const SHARD_HEADER_BYTES = 64;
 
 /** What the header records. */
 export interface ShardHeader {
+  /** Format version. */
   version: number;
   /** Bytes per token: 2 (u16) or 4 (u32). */
   bytesPerToken: 2 | 4;
+  /** Number of tokens. */
   tokenCount: number;
+  /** Every id is below this. */
   vocabSize: number;
+  /** Name of the tokenizer that made the ids. */
   tokenizer: string;
 }
 
 /** Header plus the token ids. */
 export interface TokenShard extends ShardHeader {
+  /** The ids. */
   tokens: Uint16Array | Uint32Array;
 }
 

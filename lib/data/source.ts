@@ -18,6 +18,7 @@ const CACHE_VERSION = 1;
 
 /** A token stream and where it came from. */
 export interface TokenSource {
+  /** The token ids. */
   tokens: Uint16Array | Uint32Array;
   /** Human-readable origin, e.g. "sotu (cached …/sotu-gpt2-v1.tok)". */
   description: string;

@@ -10,6 +10,7 @@ import type { TokenizerName } from "../model/config.ts";
 
 /** Text ↔ token ids. */
 export interface Tokenizer {
+  /** Name recorded in token shards. */
   readonly name: TokenizerName;
   /** Number of distinct ids. */
   readonly vocabSize: number;

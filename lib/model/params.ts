@@ -18,10 +18,13 @@ export type ParamInit =
 
 /** One parameter tensor. */
 export interface ParamSpec {
+  /** Checkpoint name, e.g. `layers.0.token_mixer.qkvu_proj.weight`. */
   name: string;
+  /** Shape (`[out, in]` for weight matrices). */
   shape: number[];
   /** AdamW applies weight decay (matrices yes; gains and biases no). */
   decay: boolean;
+  /** Initialization rule. */
   init: ParamInit;
 }
 

@@ -22,6 +22,7 @@ export function deriveSeed(seed: number, ...stream: number[]): number {
 export class Rng {
   #state: number;
 
+  /** A generator started from `seed` (any integer; taken modulo 2³²). */
   constructor(seed: number) {
     if (!Number.isInteger(seed)) throw new Error(`Invalid seed ${seed}: must be an integer`);
     this.#state = seed >>> 0;

@@ -61,6 +61,7 @@ const noClip = new WeakMap<Gpu, Tensor>();
 
 /** Hyperparameters of one AdamW step. */
 export interface AdamwStepOptions {
+  /** Learning rate of this step. */
   lr: number;
   /** Default 0.9. */
   beta1?: number;

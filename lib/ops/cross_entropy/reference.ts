@@ -4,7 +4,7 @@
  */
 
 /** PyTorch's default ignore index. */
-export const IGNORE_INDEX = -100;
+export const IGNORE_INDEX: number = -100;
 
 /** Per-row losses, their mean over rows not ignored, and the gradient of `scale · mean`. */
 export function crossEntropyReference(
