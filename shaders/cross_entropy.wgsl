@@ -24,10 +24,10 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> dlogits: array<f32>; // [rows, vocab]
 @group(0) @binding(10) var<storage, read_write> grad: array<f32>; // logits → dlogits in place
 
-const WG: u32 = 256u;
+const WG: u32 = 256u; // threads per row: a power of two ≤ 256 (lib/ops/_rows.ts)
 const NEG_BIG: f32 = -3.4028235e38; // start of a running max (−inf would give inf − inf)
-var<workgroup> red_a: array<f32, 256>;
-var<workgroup> red_b: array<f32, 256>;
+var<workgroup> red_a: array<f32, WG>;
+var<workgroup> red_b: array<f32, WG>;
 
 fn row_index(wg: vec3<u32>, groups: vec3<u32>) -> u32 {
   return wg.x + wg.y * groups.x;
@@ -37,7 +37,7 @@ fn ignored(t: i32) -> bool {
   return t == p.ignore_index;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -77,7 +77,7 @@ fn fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn mean(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   var c = 0.0;
@@ -111,7 +111,7 @@ fn row_coef(t: i32) -> f32 {
   return p.scale / count;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -125,7 +125,7 @@ fn bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
   }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn bwd_inplace(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);

@@ -1,7 +1,8 @@
 // SRMSNorm family over the last dimension of a [rows, d] tensor (lib/ops/srmsnorm/):
 //   y = x · r (· g),          r = 1 / sqrt(mean(x²) + eps)          (simple RMSNorm, TNL)
 //   y = (o · r) ⊙ act(u)                                              (TNL attention output gate)
-// One 256-thread workgroup per row; rows beyond the x limit of the grid continue in y.
+// One WG-thread workgroup per row (WG = 256; the wrapper substitutes a smaller power of two for
+// narrow rows); rows beyond the x limit of the grid continue in y.
 // Backward of y = x·r with upstream gradient t (t = dy, or dy ⊙ g with a gain):
 //   dx = r·t − r³·x·(Σ t·x)/d
 // Forward saves r per row ([rows]) so the backward does not repeat the reduction.
@@ -25,8 +26,8 @@ struct Params {
 @group(0) @binding(10) var<storage, read> partial_in: array<f32>; // [blocks, d]
 @group(0) @binding(11) var<storage, read_write> dgain: array<f32>; // [d]
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, 256>;
+const WG: u32 = 256u; // threads per row: a power of two ≤ 256 (see lib/ops/srmsnorm/)
+var<workgroup> red: array<f32, WG>;
 
 // Gate activation, set per pipeline: 0 none (TNL), 1 sigmoid, 2 SiLU.
 override GATE_ACT: u32 = 0u;
@@ -67,7 +68,7 @@ fn act_grad(v: f32) -> f32 {
   return 1.0;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -78,7 +79,7 @@ fn fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
   if (lid == 0u) { rstd[row] = r; }
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn fwd_gain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -90,7 +91,7 @@ fn fwd_gain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
 }
 
 // dx = r·t − r³·x·(Σ t·x)/d with t = dy. Writes dx into y.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
        @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -104,7 +105,7 @@ fn bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
 }
 
 // The same with t = dy ⊙ gain.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn bwd_gain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -120,7 +121,7 @@ fn bwd_gain(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) group
 }
 
 // Gated form: y = (o·r) ⊙ act(u), o in x.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gated_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);
@@ -132,7 +133,7 @@ fn gated_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) grou
 }
 
 // du = dy ⊙ (o·r) ⊙ act'(u); do = SRMSNorm backward of t = dy ⊙ act(u). do goes into y.
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn gated_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
   let row = row_index(wg, groups);

@@ -9,22 +9,17 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { shaderSource } from "../../gpu/shader_source.ts";
 import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import { describeShape, requireDistinct, requireShape } from "../_check.ts";
-import { rowWorkgroups } from "../srmsnorm/srmsnorm.ts";
+import { rowKernel, rowThreads, rowWorkgroups } from "../_rows.ts";
 import { IGNORE_INDEX } from "./reference.ts";
 
 export { IGNORE_INDEX } from "./reference.ts";
 
 type Entry = "fwd" | "mean" | "bwd" | "bwd_inplace";
 
-function kernel(gpu: Gpu, entryPoint: Entry) {
-  return gpu.kernels.get({
-    key: "cross_entropy",
-    code: () => shaderSource("cross_entropy.wgsl"),
-    entryPoint,
-  });
+function kernel(gpu: Gpu, entryPoint: Entry, vocab: number) {
+  return rowKernel(gpu, "cross_entropy.wgsl", entryPoint, { wg: rowThreads(vocab) });
 }
 
 function dims(op: string, logits: Tensor, targets: Tensor): { rows: number; vocab: number } {
@@ -68,11 +63,11 @@ export async function crossEntropyForward(
   const p = { rows, vocab, ignore_index: options.ignoreIndex ?? IGNORE_INDEX, scale: 0 };
   const losses = emptyTensor(gpu, [rows]), lse = emptyTensor(gpu, [rows]);
   const stats = emptyTensor(gpu, [3]);
-  gpu.commands.dispatch(await kernel(gpu, "fwd"), {
+  gpu.commands.dispatch(await kernel(gpu, "fwd", vocab), {
     bindings: { p, logits, targets, losses, lse },
     workgroups: rowWorkgroups(gpu, rows),
   });
-  gpu.commands.dispatch(await kernel(gpu, "mean"), {
+  gpu.commands.dispatch(await kernel(gpu, "mean", vocab), {
     bindings: { p, targets, losses_in: losses, stats },
     workgroups: [1],
   });
@@ -112,7 +107,7 @@ export async function crossEntropyBackward(
   const common = { p, targets, lse_in: lse, stats_in: stats };
   if (options.inPlace) {
     requireDistinct(op, { logits, targets, lse, stats });
-    gpu.commands.dispatch(await kernel(gpu, "bwd_inplace"), {
+    gpu.commands.dispatch(await kernel(gpu, "bwd_inplace", vocab), {
       bindings: { ...common, grad: logits },
       workgroups: rowWorkgroups(gpu, rows),
     });
@@ -121,7 +116,7 @@ export async function crossEntropyBackward(
   const out = options.out ?? emptyTensor(gpu, logits.shape);
   requireShape(op, "out", out, logits.shape);
   requireDistinct(op, { logits, targets, lse, stats, out });
-  gpu.commands.dispatch(await kernel(gpu, "bwd"), {
+  gpu.commands.dispatch(await kernel(gpu, "bwd", vocab), {
     bindings: { ...common, logits, dlogits: out },
     workgroups: rowWorkgroups(gpu, rows),
   });

@@ -10,7 +10,8 @@ import type { Gpu } from "../../gpu/device.ts";
 import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import { requireDistinct, requireShape, rowsOf } from "../_check.ts";
 import type { GateActivation } from "./reference.ts";
-import { rowWorkgroups, SRMSNORM_EPS, srmsnormKernel } from "./srmsnorm.ts";
+import { rowThreads, rowWorkgroups } from "../_rows.ts";
+import { SRMSNORM_EPS, srmsnormKernel } from "./srmsnorm.ts";
 
 export type { GateActivation } from "./reference.ts";
 
@@ -46,7 +47,10 @@ export async function normGateForward(
   requireShape(op, "out", y, o.shape);
   requireDistinct(op, { o, u, out: y });
   const rstd = emptyTensor(gpu, [rows]);
-  const kernel = await srmsnormKernel(gpu, "gated_fwd", { GATE_ACT: actCode(options.act) });
+  const kernel = await srmsnormKernel(gpu, "gated_fwd", {
+    wg: rowThreads(d),
+    constants: { GATE_ACT: actCode(options.act) },
+  });
   gpu.commands.dispatch(kernel, {
     bindings: { p: { rows, d, eps: options.eps ?? SRMSNORM_EPS, accumulate: 0 }, x: o, u, y, rstd },
     workgroups: rowWorkgroups(gpu, rows),
@@ -70,7 +74,10 @@ export async function normGateBackward(
   requireShape(op, "dO", dO, o.shape);
   requireShape(op, "dU", dU, o.shape);
   requireDistinct(op, { o, u, rstd, dy, dO, dU });
-  const kernel = await srmsnormKernel(gpu, "gated_bwd", { GATE_ACT: actCode(options.act) });
+  const kernel = await srmsnormKernel(gpu, "gated_bwd", {
+    wg: rowThreads(d),
+    constants: { GATE_ACT: actCode(options.act) },
+  });
   gpu.commands.dispatch(kernel, {
     bindings: { p: { rows, d, eps: 0, accumulate: 0 }, x: o, u, dy, rstd_in: rstd, y: dO, du: dU },
     workgroups: rowWorkgroups(gpu, rows),

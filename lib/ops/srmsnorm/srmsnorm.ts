@@ -9,31 +9,21 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { linearWorkgroups } from "../../gpu/commands.ts";
-import { shaderSource } from "../../gpu/shader_source.ts";
+import type { Kernel } from "../../gpu/kernel.ts";
 import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import { requireDistinct, requireShape, rowsOf } from "../_check.ts";
+import { rowKernel, rowThreads, rowWorkgroups } from "../_rows.ts";
 
 /** Default epsilon inside the square root. */
 export const SRMSNORM_EPS = 1e-6;
 
-/** The kernel of one entry point of `shaders/srmsnorm.wgsl`. */
+/** The kernel of one entry point of `shaders/srmsnorm.wgsl`, with `wg` threads per row. */
 export function srmsnormKernel(
   gpu: Gpu,
   entryPoint: string,
-  constants?: Record<string, number>,
-) {
-  return gpu.kernels.get({
-    key: "srmsnorm",
-    code: () => shaderSource("srmsnorm.wgsl"),
-    entryPoint,
-    constants,
-  });
-}
-
-/** Workgroups for one workgroup per row. */
-export function rowWorkgroups(gpu: Gpu, rows: number): [number, number] {
-  return linearWorkgroups(rows, 1, gpu.limits.maxComputeWorkgroupsPerDimension);
+  options: { wg?: number; constants?: Record<string, number> } = {},
+): Promise<Kernel> {
+  return rowKernel(gpu, "srmsnorm.wgsl", entryPoint, options);
 }
 
 /** Options of {@linkcode srmsnormForward}. */
@@ -59,7 +49,9 @@ export async function srmsnormForward(
   requireShape(op, "out", y, x.shape);
   requireDistinct(op, { x, out: y, gain: options.gain });
   const rstd = emptyTensor(gpu, [rows]);
-  const kernel = await srmsnormKernel(gpu, options.gain ? "fwd_gain" : "fwd");
+  const kernel = await srmsnormKernel(gpu, options.gain ? "fwd_gain" : "fwd", {
+    wg: rowThreads(d),
+  });
   const bindings: Record<string, Tensor | Record<string, number>> = {
     p: { rows, d, eps: options.eps ?? SRMSNORM_EPS, accumulate: 0 },
     x,
@@ -113,7 +105,7 @@ export async function srmsnormBackward(
   requireShape(op, "out", dx, x.shape);
   requireDistinct(op, { x, dy, rstd, out: dx, gain, dgain: options.dgain });
   const p = { rows, d, eps: 0, accumulate: 0 };
-  const kernel = await srmsnormKernel(gpu, gain ? "bwd_gain" : "bwd");
+  const kernel = await srmsnormKernel(gpu, gain ? "bwd_gain" : "bwd", { wg: rowThreads(d) });
   const bindings: Record<string, Tensor | Record<string, number>> = {
     p,
     x,
