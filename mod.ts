@@ -142,3 +142,48 @@ export {
   writeShard,
 } from "./lib/data/shard.ts";
 export { Rng } from "./lib/util/rng.ts";
+export {
+  type AllGatherOptions,
+  type CollectiveOptions,
+  type CommCounters,
+  Communicator,
+  type CommunicatorOptions,
+  type RecvOptions,
+} from "./lib/dist/communicator.ts";
+export { type Group, type RankGroups, rankGroups, shardRange } from "./lib/dist/groups.ts";
+export {
+  DIR_BACKWARD,
+  DIR_FORWARD,
+  DIR_GATHER_BACKWARD,
+  DIR_GATHER_FORWARD,
+  type GroupKind,
+  type Tag,
+  type Transport,
+} from "./lib/dist/transport.ts";
+export { WorkerTransport } from "./lib/dist/worker_transport.ts";
+export {
+  freePort,
+  type RankFunction,
+  spawnWorkerRanks,
+  type SpawnWorkerRanksOptions,
+} from "./lib/dist/worker_ranks.ts";
+export {
+  connectWebSocketTransport,
+  WebSocketTransport,
+  type WebSocketTransportOptions,
+} from "./lib/dist/ws/ws_transport.ts";
+export {
+  LaspAttention,
+  type LaspAttentionOptions,
+  type LaspBackwardInputs,
+  type LaspCounters,
+  type LaspForwardInputs,
+  type LaspMode,
+} from "./lib/lasp/attention.ts";
+export {
+  joinSequence,
+  type SequenceArray,
+  type SequenceLayout,
+  sequenceRange,
+  sliceSequence,
+} from "./lib/lasp/split.ts";

@@ -11,6 +11,7 @@
  */
 import { type Group, type RankGroups, rankGroups, shardRange } from "./groups.ts";
 import {
+  checkTag,
   type COLLECTIVE_OPS,
   collectiveTag,
   type GroupKind,
@@ -28,10 +29,13 @@ export interface CommunicatorOptions {
 
 /** Traffic of one rank since the last {@linkcode Communicator.takeCounters}. */
 export interface CommCounters {
+  /** Messages sent, counted once per destination. */
   messagesSent: number;
   /** Payload bytes sent, counted once per destination. */
   bytesSent: number;
+  /** Messages received. */
   messagesReceived: number;
+  /** Payload bytes received. */
   bytesReceived: number;
   /** Milliseconds spent in receives waiting for messages not yet arrived. */
   waitMs: number;
@@ -49,17 +53,29 @@ export interface CollectiveOptions extends RecvOptions {
   group?: GroupKind;
 }
 
+/** Options of {@linkcode Communicator.allGather}. */
+export interface AllGatherOptions extends CollectiveOptions {
+  /**
+   * Tag of the messages instead of the group's next collective tag (e.g. step/layer/direction
+   * of a LASP-2 exchange); all members must pass the same tag.
+   */
+  tag?: Tag;
+}
+
 function zeroCounters(): CommCounters {
   return { messagesSent: 0, bytesSent: 0, messagesReceived: 0, bytesReceived: 0, waitMs: 0 };
 }
 
 /** Ranks, groups and collectives over one transport. */
 export class Communicator {
+  /** This rank's world, sequence-parallel and data-parallel groups. */
   readonly groups: RankGroups;
+  /** Default receive timeout, ms. */
   readonly timeoutMs: number;
   #counters = zeroCounters();
   #seq = new Map<GroupKind, number>();
 
+  /** A communicator over `transport` (its rank and world size) with the given SP size. */
   constructor(readonly transport: Transport, options: CommunicatorOptions = {}) {
     this.groups = rankGroups(transport.rank, transport.world, options.sp ?? transport.world);
     this.timeoutMs = options.timeoutMs ?? 60_000;
@@ -73,9 +89,11 @@ export class Communicator {
     return new Communicator(new SoloTransport(), options);
   }
 
+  /** This rank, in [0, world). */
   get rank(): number {
     return this.transport.rank;
   }
+  /** Number of ranks W. */
   get world(): number {
     return this.transport.world;
   }
@@ -98,18 +116,21 @@ export class Communicator {
 
   /** Sends `data` to `dst`; with `transfer`, `data`'s buffer may be detached instead of copied. */
   send(dst: number, tag: Tag, data: Float32Array, options: { transfer?: boolean } = {}): void {
+    checkTag(tag);
     this.#send([dst], tag, data, options.transfer ?? false);
   }
 
   /** Receives the next message from `src` with `tag`. */
   recv(src: number, tag: Tag, options: RecvOptions = {}): Promise<Float32Array> {
+    checkTag(tag);
     return this.#recv(src, tag, options.timeoutMs);
   }
 
   /** Concatenation of every member's `data` in group order ([G·n]); all must have length n. */
-  async allGather(data: Float32Array, options: CollectiveOptions = {}): Promise<Float32Array> {
+  async allGather(data: Float32Array, options: AllGatherOptions = {}): Promise<Float32Array> {
     const group = this.#group(options.group);
-    const tag = this.#nextTag("all-gather", group.kind);
+    if (options.tag) checkTag(options.tag);
+    const tag = options.tag ?? this.#nextTag("all-gather", group.kind);
     const n = data.length;
     const out = new Float32Array(group.ranks.length * n);
     out.set(data, group.index * n);

@@ -7,6 +7,7 @@ import type { GroupKind } from "./transport.ts";
 
 /** A set of ranks that run collectives together, as seen from one member. */
 export interface Group {
+  /** Which of the rank's groups this is. */
   readonly kind: GroupKind;
   /** Member ranks in group order. */
   readonly ranks: readonly number[];
@@ -16,6 +17,7 @@ export interface Group {
 
 /** The three groups a rank belongs to. */
 export interface RankGroups {
+  /** All ranks. */
   world: Group;
   /** Ranks sharing one sequence; `index` is the sequence rank t. */
   sp: Group;

@@ -10,7 +10,9 @@
  * All three are u32; they travel in the WebSocket frame header.
  */
 export interface Tag {
+  /** Training step (or any sequence number the sender and receiver agree on). */
   step: number;
+  /** Layer index. */
   layer: number;
   /** Direction or channel: {@linkcode DIR_FORWARD}, {@linkcode DIR_BACKWARD}, or a collective's. */
   dir: number;
@@ -20,6 +22,10 @@ export interface Tag {
 export const DIR_FORWARD = 0;
 /** Backward state-gradient messages (G from rank t+1 to t). */
 export const DIR_BACKWARD = 1;
+/** LASP-2 all-gather of local states (forward). */
+export const DIR_GATHER_FORWARD = 2;
+/** LASP-2 all-gather of local state gradients (backward). */
+export const DIR_GATHER_BACKWARD = 3;
 /** Directions with this bit set belong to collectives (see communicator.ts). */
 export const DIR_COLLECTIVE = 0x80000000;
 
@@ -31,10 +37,10 @@ export const COLLECTIVE_OPS = [
   "all-reduce (gather phase)",
   "broadcast",
 ] as const;
-/** Group kinds, in bits 4–7 of a collective tag's `dir`. */
-export const GROUP_KINDS = ["world", "sp", "dp"] as const;
 /** A group kind: all ranks, the rank's sequence-parallel group, or its data-parallel group. */
-export type GroupKind = typeof GROUP_KINDS[number];
+export type GroupKind = "world" | "sp" | "dp";
+/** Group kinds, in bits 4–7 of a collective tag's `dir`. */
+export const GROUP_KINDS: readonly GroupKind[] = ["world", "sp", "dp"];
 
 /** The tag of collective number `seq` of kind `op` in a group of kind `group`. */
 export function collectiveTag(
@@ -54,11 +60,8 @@ export function describeTag(tag: Tag): string {
       GROUP_KINDS[group] ?? group
     } group`;
   }
-  const dir = tag.dir === DIR_FORWARD
-    ? "forward"
-    : tag.dir === DIR_BACKWARD
-    ? "backward"
-    : `dir ${tag.dir}`;
+  const names = ["forward", "backward", "all-gather forward", "all-gather backward"];
+  const dir = names[tag.dir] ?? `dir ${tag.dir}`;
   return `step ${tag.step} layer ${tag.layer} ${dir}`;
 }
 
@@ -76,7 +79,9 @@ export function checkTag(tag: Tag): void {
  * process (worker_transport.ts) and WebSockets (ws/ws_transport.ts).
  */
 export interface Transport {
+  /** This rank. */
   readonly rank: number;
+  /** Number of ranks. */
   readonly world: number;
   /**
    * Sends `data` to every rank in `dsts`. With `transfer`, the transport may take over (detach)

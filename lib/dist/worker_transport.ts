@@ -32,6 +32,7 @@ export class WorkerTransport implements Transport {
     });
   }
 
+  /** Number of ranks (one port slot per rank). */
   get world(): number {
     return this.#ports.length;
   }

@@ -10,7 +10,9 @@ import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
 /** Options of {@linkcode connectWebSocketTransport}. */
 export interface WebSocketTransportOptions {
+  /** This rank, in [0, world). */
   rank: number;
+  /** Number of ranks. */
   world: number;
   /** Names this run; ranks of another run are rejected. */
   runId: string;
@@ -68,17 +70,18 @@ function checkOptions(o: WebSocketTransportOptions): IoConfig {
 export async function connectWebSocketTransport(
   options: WebSocketTransportOptions,
 ): Promise<WebSocketTransport> {
-  const config = checkOptions(options);
-  const worker = new Worker(new URL("./io_worker.ts", import.meta.url), { type: "module" });
-  const transport = new WebSocketTransport(config, worker);
+  const transport = new WebSocketTransport(options);
   await transport.ready;
   return transport;
 }
 
 /** Transport over WebSockets; create it with {@linkcode connectWebSocketTransport}. */
 export class WebSocketTransport implements Transport {
+  /** This rank. */
   readonly rank: number;
+  /** Number of ranks. */
   readonly world: number;
+  /** Settles when every peer is connected (or setup failed). */
   readonly ready: Promise<void>;
   #worker: Worker;
   #mailbox: Mailbox;
@@ -86,7 +89,12 @@ export class WebSocketTransport implements Transport {
   #closed: PromiseWithResolvers<void> | undefined;
   #sendClosed = false;
 
-  constructor(readonly config: IoConfig, worker: Worker) {
+  #config: IoConfig;
+
+  /** Starts this rank's I/O Worker and the rendezvous; await `ready` before use. */
+  constructor(options: WebSocketTransportOptions) {
+    const config = this.#config = checkOptions(options);
+    const worker = new Worker(new URL("./io_worker.ts", import.meta.url), { type: "module" });
     this.rank = config.rank;
     this.world = config.world;
     this.#worker = worker;
@@ -156,7 +164,7 @@ export class WebSocketTransport implements Transport {
     this.#sendClosed = true;
     this.#closed = Promise.withResolvers<void>();
     this.#post({ t: "close" });
-    const timer = setTimeout(() => this.#closed!.resolve(), this.config.connectTimeoutMs + 2000);
+    const timer = setTimeout(() => this.#closed!.resolve(), this.#config.connectTimeoutMs + 2000);
     await this.#closed.promise;
     clearTimeout(timer);
     this.#worker.terminate();
