@@ -61,7 +61,7 @@ const FORMS: Record<OutputKind, OutputForm> = {
 
 /** Tile of an output kernel: the chunk, rows × column groups per thread, staged depth. */
 export interface OutputTile {
-  /** Tokens per chunk C (16, 32 or 64): the workgroup has (C/4)² threads. */
+  /** Tokens per chunk C (32 or 64): the workgroup has (C/4)² threads. */
   chunk: number;
   /** Output rows per thread (4 or 8), contiguous. */
   tm: number;
@@ -103,7 +103,7 @@ export function outputSharedBytes(t: OutputTile): number {
 export function validateOutputTile(t: OutputTile): void {
   const { tx } = outputGeometry(t);
   const rules: [boolean, string][] = [
-    [[16, 32, 64].includes(t.chunk), "chunk must be 16, 32 or 64"],
+    [[32, 64].includes(t.chunk), "chunk must be 32 or 64"],
     [t.tm === 4 || t.tm === 8, "tm must be 4 or 8"],
     [Number.isInteger(tx), "(chunk/4)² threads must split into chunk/tm rows"],
     [t.tn % 4 === 0 && t.tn >= 4 && t.tn <= 16, "tn must be 4, 8, 12 or 16"],

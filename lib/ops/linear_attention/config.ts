@@ -34,7 +34,7 @@ export type Decay = number | readonly number[] | Float32Array;
 
 /** Kernel tiling knobs (benchmarks); every field has a default chosen from the shape. */
 export interface LaTuning {
-  /** Tokens per chunk C: 16, 32 or 64. Default 64. */
+  /** Tokens per chunk C: 32 or 64. Default 64. */
   chunk?: number;
   /** Output kernels: rows per thread (4 or 8). Default: by output width. */
   tm?: number;
@@ -193,8 +193,8 @@ export function checkIo(gpu: Gpu, io: IoType): void {
 /** The output tile for outputs of width n: explicit fields win, the rest by n and memory. */
 export function chooseOutputTile(gpu: Gpu, n: number, tuning: LaTuning = {}): OutputTile {
   const chunk = tuning.chunk ?? 64;
-  if (![16, 32, 64].includes(chunk)) {
-    throw new Error(`linear attention: chunk = ${chunk} must be 16, 32 or 64`);
+  if (![32, 64].includes(chunk)) {
+    throw new Error(`linear attention: chunk = ${chunk} must be 32 or 64`);
   }
   const maxShared = gpu.limits.maxComputeWorkgroupStorageSize;
   const target = Math.min(n <= 128 ? n : 256, chunk === 64 ? 256 : 128);

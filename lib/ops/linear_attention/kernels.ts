@@ -5,7 +5,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { type Tensor, uploadTensor } from "../../gpu/tensor.ts";
+import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import {
   outputGeometry,
   outputKey,
@@ -76,6 +76,16 @@ export function makePlan(
   validateShape(shape);
   checkIo(gpu, io);
   const l2 = log2Decay(decay, shape.heads);
+  // A fresh pool buffer has no recorded users, so a queue write needs no submit (writeTensor
+  // would submit, splitting a profiled region and the caller's batch of work).
+  const log2 = emptyTensor(gpu, [shape.heads]);
+  gpu.device.queue.writeBuffer(
+    log2.buffer,
+    0,
+    l2.buffer as ArrayBuffer,
+    l2.byteOffset,
+    l2.byteLength,
+  );
   const tileV = chooseOutputTile(gpu, shape.dv, tuning);
   const chunk = tileV.chunk;
   const chunks = Math.ceil(shape.length / chunk);
@@ -92,7 +102,7 @@ export function makePlan(
     tileV,
     tileK: chooseOutputTile(gpu, shape.dk, tuning),
     stateTile: chooseStateTile(shape, tuning),
-    log2Decay: uploadTensor(gpu, l2, [shape.heads]),
+    log2Decay: log2,
   };
 }
 
