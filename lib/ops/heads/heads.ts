@@ -1,0 +1,124 @@
+/**
+ * Head split and merge (`shaders/heads.wgsl`): the model keeps activations in the token
+ * layout `[B, n, D]` (D = H·hd), linear attention takes the head layout `[B, H, n, hd]`.
+ *
+ * - {@linkcode splitQkvu} cuts the fused projection `[B, n, 4D]` = `[q | k | v | u]` into
+ *   q, k, v `[B, H, n, hd]` and the gate u `[B, n, D]`; {@linkcode mergeQkvu} is its backward.
+ * - {@linkcode headsToTokens} `[B, H, n, hd] → [B, n, D]` (the attention output);
+ *   {@linkcode tokensToHeads} is its inverse and its backward.
+ *
+ * Pure data movement: outputs are written, never accumulated.
+ * @module
+ */
+import type { Gpu } from "../../gpu/device.ts";
+import { linearWorkgroups } from "../../gpu/commands.ts";
+import { shaderSource } from "../../gpu/shader_source.ts";
+import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
+import { describeShape, requireDistinct, requireShape } from "../_check.ts";
+
+type Entry = "split_qkvu" | "merge_qkvu" | "heads_to_tokens" | "tokens_to_heads";
+
+/** Sizes of the two layouts. */
+export interface HeadDims {
+  batch: number;
+  /** Tokens n. */
+  length: number;
+  heads: number;
+  /** Width per head hd (D = heads · hd). */
+  headDim: number;
+}
+
+function shapes(d: HeadDims) {
+  const { batch: b, length: n, heads: h, headDim: hd } = d;
+  for (const [key, value] of Object.entries(d)) {
+    if (!Number.isInteger(value) || value < 1) {
+      throw new Error(`heads: ${key} = ${value} must be a positive integer`);
+    }
+  }
+  return { fused: [b, n, 4 * h * hd], heads: [b, h, n, hd], tokens: [b, n, h * hd] };
+}
+
+async function launch(
+  gpu: Gpu,
+  entry: Entry,
+  dims: HeadDims,
+  bindings: Record<string, Tensor>,
+  n: number,
+): Promise<void> {
+  const kernel = await gpu.kernels.get({
+    key: "heads",
+    code: () => shaderSource("heads.wgsl"),
+    entryPoint: entry,
+  });
+  const p = { batch: dims.batch, len: dims.length, heads: dims.heads, hd: dims.headDim };
+  gpu.commands.dispatch(kernel, {
+    bindings: { p, ...bindings },
+    workgroups: linearWorkgroups(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension),
+  });
+}
+
+/** The parts of the fused projection. */
+export interface QkvuParts {
+  q: Tensor; // [B, H, n, hd]
+  k: Tensor; // [B, H, n, hd]
+  v: Tensor; // [B, H, n, hd]
+  u: Tensor; // [B, n, D]
+}
+
+/** q, k, v `[B, H, n, hd]` and u `[B, n, D]` from the fused projection `[B, n, 4D]`. */
+export async function splitQkvu(gpu: Gpu, fused: Tensor, dims: HeadDims): Promise<QkvuParts> {
+  const s = shapes(dims);
+  requireShape("splitQkvu", "fused", fused, s.fused);
+  const out = {
+    q: emptyTensor(gpu, s.heads),
+    k: emptyTensor(gpu, s.heads),
+    v: emptyTensor(gpu, s.heads),
+    u: emptyTensor(gpu, s.tokens),
+  };
+  await launch(gpu, "split_qkvu", dims, { fused, ...out }, fused.size);
+  return out;
+}
+
+/** Backward of {@linkcode splitQkvu}: the gradient of the fused projection `[B, n, 4D]`. */
+export async function mergeQkvu(
+  gpu: Gpu,
+  grads: QkvuParts,
+  dims: HeadDims & { out?: Tensor },
+): Promise<Tensor> {
+  const s = shapes(dims);
+  const op = "mergeQkvu";
+  for (const name of ["q", "k", "v"] as const) requireShape(op, `d${name}`, grads[name], s.heads);
+  requireShape(op, "du", grads.u, s.tokens);
+  const fused = dims.out ?? emptyTensor(gpu, s.fused);
+  requireShape(op, "out", fused, s.fused);
+  requireDistinct(op, { ...grads, out: fused });
+  await launch(gpu, "merge_qkvu", dims, { fused, ...grads }, fused.size);
+  return fused;
+}
+
+function move(op: string, to: "tokens" | "heads") {
+  return async (gpu: Gpu, x: Tensor, dims: HeadDims): Promise<Tensor> => {
+    const s = shapes(dims);
+    const from = to === "tokens" ? "heads" : "tokens";
+    if (x.dtype !== "f32" || x.size !== s[from].reduce((a, b) => a * b, 1)) {
+      throw new Error(
+        `${op}: input ${x.dtype} ${describeShape(x.shape)} must be f32 ${describeShape(s[from])}`,
+      );
+    }
+    const out = emptyTensor(gpu, s[to]);
+    const entry = to === "tokens" ? "heads_to_tokens" : "tokens_to_heads";
+    await launch(gpu, entry, dims, { [from]: x, [to]: out }, x.size);
+    return out;
+  };
+}
+
+/** `[B, H, n, hd] → [B, n, D]`. */
+export const headsToTokens: (gpu: Gpu, x: Tensor, dims: HeadDims) => Promise<Tensor> = move(
+  "headsToTokens",
+  "tokens",
+);
+/** `[B, n, D] → [B, H, n, hd]` (inverse and backward of {@linkcode headsToTokens}). */
+export const tokensToHeads: (gpu: Gpu, x: Tensor, dims: HeadDims) => Promise<Tensor> = move(
+  "tokensToHeads",
+  "heads",
+);
