@@ -99,8 +99,8 @@ Deno.test("loss curve SVG copes with one point, no validation and non-finite los
 
 Deno.test("nice ticks are round and cover the range", () => {
   deepStrictEqual(niceTicks(0, 10, 5), [0, 2, 4, 6, 8, 10]);
-  deepStrictEqual(niceTicks(2.13, 5.6, 6), [3, 4, 5]);
+  deepStrictEqual(niceTicks(2.13, 5.6, 6), [2.5, 3, 3.5, 4, 4.5, 5, 5.5]);
   deepStrictEqual(niceTicks(0.01, 0.093, 4), [0.02, 0.04, 0.06, 0.08]);
-  deepStrictEqual(niceTicks(1, 200, 8), [50, 100, 150, 200]);
+  deepStrictEqual(niceTicks(1, 200, 8), [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
   deepStrictEqual(escapeXml(`a<b>&"'`), "a&#60;b&#62;&#38;&#34;&#39;");
 });

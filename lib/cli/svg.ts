@@ -31,12 +31,13 @@ export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Up to about `count` round tick values (1, 2, 5 × 10^k apart) covering [lo, hi]. */
+/** About `count` round tick values (1, 2 or 5 × 10^k apart) within [lo, hi]. */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw)!;
+  const closest = (s: number) => Math.abs((hi - lo) / s - count);
+  const step = [1, 2, 5, 10].map((m) => m * mag).reduce((a, b) => closest(b) < closest(a) ? b : a);
   const ticks: number[] = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
     ticks.push(Number(v.toPrecision(12)));
