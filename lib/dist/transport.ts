@@ -36,6 +36,9 @@ export const COLLECTIVE_OPS = [
   "all-reduce (scatter phase)",
   "all-reduce (gather phase)",
   "broadcast",
+  "ring reduce-scatter",
+  "ring all-gather",
+  "ring all-reduce",
 ] as const;
 /** A group kind: all ranks, the rank's sequence-parallel group, or its data-parallel group. */
 export type GroupKind = "world" | "sp" | "dp";

@@ -1,0 +1,54 @@
+/**
+ * Rank function of the ring-collective tests (Workers and processes): every ring collective
+ * on every group for odd sizes, on integer-valued and on random inputs.
+ */
+import type { Communicator } from "../lib/dist/communicator.ts";
+import { ringAllGather, ringAllReduce, ringReduceScatter } from "../lib/dist/ring.ts";
+import { shardRange } from "../lib/dist/groups.ts";
+import type { GroupKind } from "../lib/dist/transport.ts";
+import { randomArray } from "../lib/testing/reference.ts";
+
+/** Empty, smaller than the group, odd, several pieces of 1 KiB, many pieces. */
+export const RING_SIZES = [0, 1, 7, 13, 1001, 40_003];
+export const RING_GROUPS: GroupKind[] = ["world", "sp", "dp"];
+/** Small pieces so that odd chunks span several messages. */
+export const PIECE_BYTES = 1024;
+
+/** Input of `rank` in case `c`: integer values in [-64, 64] (exact sums) or random floats. */
+export function ringInput(c: number, rank: number, n: number, integer: boolean): Float32Array {
+  const x = randomArray(n, 104_729 * c + 131 * rank + 7, -4, 4);
+  return integer ? x.map((v) => Math.round(v * 16) || 0) : x; // no -0: JSON drops its sign
+}
+
+/** Every ring collective, keyed `op/group/kind/n`. */
+export async function ringCollectives(
+  comm: Communicator,
+): Promise<Record<string, Float32Array>> {
+  const out: Record<string, Float32Array> = {};
+  let c = 0;
+  for (const group of RING_GROUPS) {
+    const size = comm.groups[group].ranks.length, index = comm.groups[group].index;
+    for (const integer of [true, false]) {
+      for (const n of RING_SIZES) {
+        c++;
+        const x = ringInput(c, comm.rank, n, integer);
+        const key = `${group}/${integer ? "int" : "float"}/${n}`;
+        const options = { group, pieceBytes: PIECE_BYTES };
+        out[`allReduce/${key}`] = await ringAllReduce(comm, x, options);
+        out[`reduceScatter/${key}`] = await ringReduceScatter(comm, x, options);
+        const [s, e] = shardRange(n, size, index);
+        out[`allGather/${key}`] = await ringAllGather(comm, x.slice(s, e), {
+          ...options,
+          total: n,
+        });
+      }
+    }
+  }
+  // default piece size; equal-length all-gather without `total`
+  out["allReduce/default/40003"] = await ringAllReduce(
+    comm,
+    ringInput(999, comm.rank, 40_003, false),
+  );
+  out["allGather/equal/5"] = await ringAllGather(comm, ringInput(998, comm.rank, 5, false));
+  return out;
+}
