@@ -1,0 +1,58 @@
+// All-reduce bandwidth on loopback: W = 2 and 4 rank processes started by the launcher
+// (lib/launch/launcher.ts, torchrun-style variables), talking over WebSockets. Per size, in
+// the same run: raw point-to-point bandwidth rank 0 → 1 (one message of the whole buffer),
+// ring all-reduce bus bandwidth busBW = 2(W−1)/W · bytes / time, and the Communicator's
+// direct all-reduce for comparison; each all-reduce is validated (exact sums) before it is
+// timed. Then memory per rank per ZeRO stage for the 125m and 1b presets, from the sharding
+// layout of lib/train/zero_layout.ts. Tables are printed last. Usage:
+//   deno run -A bench/allreduce_bandwidth.ts [--ranks 2,4] [--sizes 1,4,16,64,256] [--reps 3]
+//     [--piece-bytes 4194304] [--dp 8] [--bucket-mib 25]
+import { launch } from "../lib/launch/launcher.ts";
+import { freePort } from "../lib/dist/worker_ranks.ts";
+import { flag } from "./_timing.ts";
+import type { SizeResult } from "./_allreduce_rank.ts";
+
+const args = Deno.args;
+const rankCounts = flag(args, "ranks", "2,4").split(",").map(Number);
+const passOn = ["sizes", "reps", "piece-bytes"].flatMap((k) => {
+  const v = flag(args, k, "");
+  return v ? [`--${k}`, v] : [];
+});
+
+const MiB = 1 << 20;
+const rows: string[] = [];
+for (const W of rankCounts) {
+  let result: SizeResult[] | undefined;
+  const errors: string[] = [];
+  const code = await launch({
+    nproc: W,
+    command: [new URL("./_allreduce_rank.ts", import.meta.url).pathname, ...passOn],
+    masterPort: freePort(),
+    gpus: [],
+    env: { LASP_TOKEN: crypto.randomUUID(), LASP_RUN_ID: `allreduce-${W}` },
+    onLine: (rank, line, stream) => {
+      if (rank === 0 && line.startsWith("RESULT ")) result = JSON.parse(line.slice(7));
+      else if (stream === "stderr") errors.push(`[rank ${rank}] ${line}`);
+    },
+  });
+  if (code !== 0 || !result) {
+    throw new Error(`W=${W}: ranks failed (exit ${code}): ${errors.slice(-5).join(" / ")}`);
+  }
+  for (const r of result) {
+    const bytes = r.mib * MiB;
+    const p2p = bytes / MiB / (r.p2pMs / 1000);
+    const bus = (2 * (W - 1)) / W * bytes / MiB;
+    const ring = bus / (r.ringMs / 1000), direct = bus / (r.directMs / 1000);
+    rows.push(
+      `| ${W} | ${r.mib} | ${p2p.toFixed(0)} | ${r.ringMs.toFixed(1)} | ${ring.toFixed(0)} | ${
+        (100 * ring / p2p).toFixed(0)
+      }% | ${r.directMs.toFixed(1)} | ${direct.toFixed(0)} |`,
+    );
+  }
+}
+console.log(
+  "\nAll-reduce on loopback, WebSocket processes (MiB/s; busBW = 2(W−1)/W · bytes / time)",
+);
+console.log("| W | MiB | p2p MiB/s | ring ms | ring busBW | ring/p2p | direct ms | direct busBW |");
+console.log("|---|---|---|---|---|---|---|---|");
+for (const row of rows) console.log(row);
