@@ -1,0 +1,306 @@
+/**
+ * The language model on one rank, forward and backward (llm.c style): token embedding, L
+ * blocks (lib/model/block.ts), final SRMSNorm, LM head (tied to the embedding by default),
+ * softmax cross-entropy. The rank holds its slice of each sequence (n = N/T tokens); the
+ * blocks' linear attention runs through {@linkcode LaspAttention}, which is the plain fused
+ * kernel when T = 1 — one code path for every sequence-parallel size.
+ *
+ * Accumulation rule: parameter gradients `+=` (zero them with {@linkcode Model.zeroGrads}),
+ * activations and their gradients are written. Activations are freed as soon as the backward
+ * no longer needs them; with `recompute`, only block inputs are kept and each block's forward
+ * is rerun right before its backward.
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { emptyTensor, type Tensor, uploadTensor } from "../gpu/tensor.ts";
+import type { LaspAttention } from "../lasp/attention.ts";
+import { srmsnormBackward, srmsnormForward } from "../ops/srmsnorm/srmsnorm.ts";
+import {
+  embeddingBackward,
+  embeddingForward,
+  type EmbeddingPlan,
+  embeddingScatterPlan,
+} from "../ops/embedding/embedding.ts";
+import { crossEntropyBackward, crossEntropyForward } from "../ops/cross_entropy/cross_entropy.ts";
+import { fill } from "../ops/activation/activation.ts";
+import type { ModelConfig } from "./config.ts";
+import { decayRates } from "./decay.ts";
+import { parameterSpecs, type ParamSpec } from "./params.ts";
+import {
+  blockBackward,
+  type BlockContext,
+  blockForward,
+  blockParamNames,
+  type BlockParams,
+  type BlockSaved,
+  linear,
+  linearBackward,
+} from "./block.ts";
+
+/** Token ids of one micro-batch on this rank: [batch, n] row-major. */
+export interface TokenBatch {
+  inputs: Uint32Array;
+  /** Next-token targets, same shape; absent for logits only. */
+  targets?: Uint32Array;
+  batch: number;
+}
+
+/** What the forward keeps for the backward. */
+interface ForwardState {
+  batch: number;
+  length: number;
+  plan: EmbeddingPlan;
+  /** Block inputs x_l [B, n, D], l = 0..L (x_L feeds the final norm). */
+  xs: Tensor[];
+  /** Per block (absent with recompute). */
+  saved: (BlockSaved | undefined)[];
+  hf: Tensor; // [B·n, D] final norm output
+  rstdF: Tensor; // [B·n]
+  logits: Tensor; // [B·n, V]
+  targets: Tensor; // [B·n] u32
+  lse: Tensor; // [B·n]
+}
+
+/** Result of {@linkcode Model.forward} with targets. */
+export interface LossResult {
+  /** `[mean, count, sum]` over this rank's targets (on the GPU). */
+  stats: Tensor;
+  /** Targets counted on the host. */
+  count: number;
+}
+
+/** Parameters and gradients of the model on one device, and its forward/backward. */
+export class Model {
+  /** Parameter tensors by checkpoint name. */
+  readonly params: Map<string, Tensor>;
+  /** Gradient tensors by checkpoint name (created on first {@linkcode zeroGrads}). */
+  readonly grads: Map<string, Tensor> = new Map();
+  /** Parameter specs in checkpoint order. */
+  readonly specs: ParamSpec[];
+  readonly #decay: number[][];
+  #state: ForwardState | undefined;
+
+  /** A model over `params` (every name of {@linkcode parameterSpecs}, with its shape). */
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    readonly attention: LaspAttention,
+    params: Map<string, Tensor>,
+  ) {
+    this.specs = parameterSpecs(config);
+    for (const spec of this.specs) {
+      const t = params.get(spec.name);
+      const same = t && t.shape.length === spec.shape.length &&
+        t.shape.every((d, i) => d === spec.shape[i]);
+      if (!same) {
+        throw new Error(
+          `Model parameter ${spec.name}: expected shape [${spec.shape.join(", ")}], got ${
+            t ? `[${t.shape.join(", ")}]` : "nothing"
+          }`,
+        );
+      }
+    }
+    this.params = params;
+    this.#decay = decayRates(config);
+  }
+
+  /** Sets every gradient to zero (allocating them the first time). */
+  async zeroGrads(): Promise<void> {
+    for (const spec of this.specs) {
+      let g = this.grads.get(spec.name);
+      if (!g) this.grads.set(spec.name, g = emptyTensor(this.gpu, spec.shape));
+      await fill(this.gpu, g, { value: 0 });
+    }
+  }
+
+  #block(l: number): BlockContext {
+    const names = blockParamNames(l);
+    const pick = (m: Map<string, Tensor>) => {
+      const out: Partial<BlockParams> = {};
+      for (const [key, name] of Object.entries(names)) {
+        const t = m.get(name);
+        if (t) out[key as keyof BlockParams] = t;
+      }
+      return out as BlockParams;
+    };
+    return {
+      gpu: this.gpu,
+      config: this.config,
+      attention: this.attention,
+      layer: l,
+      decay: this.#decay[l],
+      params: pick(this.params),
+      grads: pick(this.grads),
+    };
+  }
+
+  get #headWeight(): Tensor {
+    return this.params.get(this.config.tieEmbeddings ? "embed_tokens.weight" : "lm_head.weight")!;
+  }
+
+  /**
+   * Forward of one micro-batch. With targets: the loss statistics, keeping what
+   * {@linkcode backward} needs when `needsGrad`. Without: the logits [B·n, V] (caller releases).
+   */
+  async forward(
+    tokens: TokenBatch,
+    options: { needsGrad: boolean; recompute?: boolean },
+  ): Promise<LossResult | Tensor> {
+    const { gpu, config: c } = this;
+    if (this.#state) throw new Error("Model.forward: the previous forward's backward is pending");
+    const { batch } = tokens;
+    const length = tokens.inputs.length / batch;
+    if (!Number.isInteger(length) || length < 1) {
+      throw new Error(
+        `Model.forward: ${tokens.inputs.length} input ids do not split into ${batch} sequences`,
+      );
+    }
+    if (tokens.targets && tokens.targets.length !== tokens.inputs.length) {
+      throw new Error(
+        `Model.forward: ${tokens.targets.length} targets for ${tokens.inputs.length} inputs`,
+      );
+    }
+    const needsGrad = options.needsGrad && tokens.targets !== undefined;
+    const recompute = needsGrad && (options.recompute ?? false);
+    const plan = embeddingScatterPlan(gpu, tokens.inputs, { vocab: c.vocabSize });
+    const ids = uploadTensor(gpu, tokens.inputs, [batch, length], "u32");
+    let x = await embeddingForward(gpu, { weight: this.params.get("embed_tokens.weight")!, ids }); // [B, n, D]
+    ids.release();
+    const xs: Tensor[] = [x];
+    const saved: (BlockSaved | undefined)[] = [];
+    for (let l = 0; l < c.layers; l++) {
+      const r = await blockForward(this.#block(l), x, { needsGrad: needsGrad && !recompute });
+      saved.push(r.saved);
+      if (!needsGrad) x.release();
+      x = r.out;
+      xs.push(x);
+    }
+    const rows = batch * length;
+    const nf = await srmsnormForward(gpu, x, {
+      gain: this.params.get("final_norm.weight"),
+      eps: c.normEps,
+    });
+    const hf = nf.y.reshape([rows, c.dim]); // [B·n, D]
+    const logits = await linear(gpu, hf, this.#headWeight); // [B·n, V]
+    if (!needsGrad) {
+      x.release();
+      nf.rstd.release();
+      nf.y.release();
+      plan.tensor.release();
+    }
+    if (!tokens.targets) return logits;
+    const targets = uploadTensor(gpu, tokens.targets, [rows], "u32");
+    const ce = await crossEntropyForward(gpu, { logits, targets });
+    ce.losses.release();
+    const result = { stats: ce.stats, count: rows };
+    if (!needsGrad) {
+      for (const t of [logits, targets, ce.lse]) t.release();
+      return result;
+    }
+    this.#state = {
+      batch,
+      length,
+      plan,
+      xs,
+      saved,
+      hf,
+      rstdF: nf.rstd,
+      logits,
+      targets,
+      lse: ce.lse,
+    };
+    return result;
+  }
+
+  /**
+   * Backward of the pending forward for the loss `lossScale · Σ (this rank's token losses)`:
+   * adds to the gradients. The trainer passes 1 / (global target count) so that gradients
+   * summed over ranks are those of the global mean.
+   */
+  async backward(
+    stats: Tensor,
+    options: { lossScale: number; recompute?: boolean },
+  ): Promise<void> {
+    const { gpu, config: c } = this;
+    const s = this.#state;
+    if (!s) throw new Error("Model.backward: no forward with needsGrad is pending");
+    this.#state = undefined;
+    const rows = s.batch * s.length;
+    // d(scale·sum) = d(scale·count·mean): the kernel divides by the count itself
+    const dlogits = await crossEntropyBackward(
+      gpu,
+      { logits: s.logits, targets: s.targets, lse: s.lse, stats },
+      { scale: options.lossScale * rows, inPlace: true },
+    ); // [B·n, V]
+    s.targets.release();
+    s.lse.release();
+    const headName = c.tieEmbeddings ? "embed_tokens.weight" : "lm_head.weight";
+    const dhf = await linearBackward(gpu, {
+      x: s.hf,
+      w: this.#headWeight,
+      dy: dlogits,
+      dw: this.grads.get(headName)!,
+    }); // [B·n, D]
+    s.logits.release();
+    const xL = s.xs[c.layers];
+    const nf = await srmsnormBackward(
+      gpu,
+      { x: xL, rstd: s.rstdF, dy: dhf.reshape(xL.shape) },
+      {
+        gain: this.params.get("final_norm.weight"),
+        dgain: this.grads.get("final_norm.weight"),
+        accumulate: c.normGain,
+      },
+    );
+    for (const t of [dhf, s.hf, s.rstdF, xL]) t.release();
+    let dx = nf.dx; // [B, n, D]
+    for (let l = c.layers - 1; l >= 0; l--) {
+      const ctx = this.#block(l);
+      const x = s.xs[l];
+      let saved = s.saved[l];
+      if (!saved) {
+        const again = await blockForward(ctx, x, { needsGrad: true });
+        again.out.release();
+        saved = again.saved!;
+      }
+      const dPrev = await blockBackward(ctx, x, saved, dx);
+      dx.release();
+      if (l > 0) x.release();
+      dx = dPrev;
+    }
+    await embeddingBackward(gpu, { dy: dx, plan: s.plan }, {
+      dweight: this.grads.get("embed_tokens.weight")!,
+      accumulate: true,
+    });
+    for (const t of [dx, s.xs[0], s.plan.tensor]) t.release();
+  }
+
+  /** Drops a pending forward (e.g. after a failed step). */
+  discard(): void {
+    const s = this.#state;
+    if (!s) return;
+    this.#state = undefined;
+    this.attention.clear();
+    const held = new Set<Tensor>([
+      s.plan.tensor,
+      ...s.xs,
+      s.hf,
+      s.rstdF,
+      s.logits,
+      s.targets,
+      s.lse,
+    ]);
+    for (const b of s.saved) {
+      for (const v of Object.values(b ?? {})) if (typeof v === "object") held.add(v);
+    }
+    for (const t of held) t.release();
+  }
+
+  /** Frees parameters and gradients. */
+  destroy(): void {
+    this.discard();
+    for (const t of [...this.params.values(), ...this.grads.values()]) t.release();
+    this.params.clear();
+    this.grads.clear();
+  }
+}
