@@ -57,6 +57,31 @@ export {
 export { linearWorkgroups } from "./lib/gpu/commands.ts";
 export { shaderSource } from "./lib/gpu/shader_source.ts";
 export type { MatmulTile } from "./shaders/matmul.ts";
+export {
+  type Decay,
+  type IoType as LaIoType,
+  type LaArray,
+  laBackward,
+  type LaBackwardInputs,
+  type LaBackwardOutputs,
+  laForward,
+  type LaForwardInputs,
+  type LaForwardOutputs,
+  laLocalState,
+  laLocalStateGrad,
+  type LaLocalStateGradInputs,
+  type LaLocalStateInputs,
+  type LaPropagateInputs,
+  laPropagateState,
+  type LaShape,
+  type LaTuning,
+  linearAttention,
+  linearAttentionBackward,
+  type LinearAttentionBackwardInputs,
+  type LinearAttentionInputs,
+  MAX_HEAD_DIM,
+  type StateTile as LaStateTile,
+} from "./lib/ops/linear_attention/mod.ts";
 // Model building blocks, data, checkpoints and config (lib/ops/{srmsnorm,activation,embedding,
 // cross_entropy,adamw}, lib/data, lib/checkpoint, lib/model).
 export {

@@ -24,9 +24,13 @@ import {
 
 /** Tile of a state kernel: bm×bn of the [dk, dv] state per workgroup, tm×tn per thread. */
 export interface StateTile {
+  /** State rows (dk) per workgroup. */
   bm: number;
+  /** State columns (dv) per workgroup. */
   bn: number;
+  /** Rows per thread (multiple of 4). */
   tm: number;
+  /** Columns per thread (multiple of 4). */
   tn: number;
   /** Tokens per staged step. */
   bk: number;

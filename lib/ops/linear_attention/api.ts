@@ -22,9 +22,12 @@ export type LaArray = Tensor | Float32Array;
 
 /** Inputs of {@linkcode linearAttention}. */
 export interface LinearAttentionInputs<A extends LaArray> {
-  q: A; // [B, H, N, dk]
-  k: A; // [B, H, N, dk]
-  v: A; // [B, H, N, dv]
+  /** [B, H, N, dk] */
+  q: A;
+  /** [B, H, N, dk] */
+  k: A;
+  /** [B, H, N, dv] */
+  v: A;
   /** λ_h ∈ (0, 1] per head, or one value for all heads (1 = no decay). */
   decay: Decay;
   /** Sizes; with tensors it must agree with their shapes (and may be left out). */
@@ -33,12 +36,14 @@ export interface LinearAttentionInputs<A extends LaArray> {
   initialState?: A;
   /** Host arrays only: storage type on the GPU ("f16" halves memory; f32 accumulation). */
   dtype?: IoType;
+  /** Kernel tiling knobs (benchmarks); defaults by shape. */
   tuning?: LaTuning;
 }
 
 /** Inputs of {@linkcode linearAttentionBackward}. */
 export interface LinearAttentionBackwardInputs<A extends LaArray> extends LinearAttentionInputs<A> {
-  dO: A; // [B, H, N, dv]
+  /** [B, H, N, dv] */
+  dO: A;
   /** ∂L/∂S_N [B, H, dk, dv]; zero when absent. */
   dFinalState?: A;
 }

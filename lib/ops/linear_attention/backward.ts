@@ -24,24 +24,34 @@ import { copyTensor } from "./forward.ts";
 
 /** Inputs of {@linkcode laBackward}. */
 export interface LaBackwardInputs {
-  q: Tensor; // [B, H, N, dk] f32 or f16
-  k: Tensor; // [B, H, N, dk]
-  v: Tensor; // [B, H, N, dv]
+  /** [B, H, N, dk] f32 or f16 */
+  q: Tensor;
+  /** [B, H, N, dk] */
+  k: Tensor;
+  /** [B, H, N, dv] */
+  v: Tensor;
+  /** λ_h ∈ (0, 1] per head, or one value for all heads. */
   decay: Decay;
   /** S_0 [B, H, dk, dv] f32 of the forward; zero when absent. */
   initialState?: Tensor;
-  dO: Tensor; // [B, H, N, dv], dtype of q
+  /** [B, H, N, dv], dtype of q */
+  dO: Tensor;
   /** ∂L/∂S_N [B, H, dk, dv] f32; zero when absent. */
   dFinalState?: Tensor;
+  /** Kernel tiling knobs (benchmarks); defaults by shape. */
   tuning?: LaTuning;
 }
 
 /** Outputs of {@linkcode laBackward}. */
 export interface LaBackwardOutputs {
-  dq: Tensor; // [B, H, N, dk], dtype of q
-  dk: Tensor; // [B, H, N, dk]
-  dv: Tensor; // [B, H, N, dv]
-  dInitialState: Tensor; // [B, H, dk, dv] f32
+  /** [B, H, N, dk], dtype of q */
+  dq: Tensor;
+  /** [B, H, N, dk] */
+  dk: Tensor;
+  /** [B, H, N, dv] */
+  dv: Tensor;
+  /** [B, H, dk, dv] f32 */
+  dInitialState: Tensor;
 }
 
 /** Gradients of {@linkcode laForward}'s o and finalState with respect to q, k, v and S_0. */
@@ -115,9 +125,13 @@ export async function laBackward(gpu: Gpu, inputs: LaBackwardInputs): Promise<La
 
 /** Inputs of {@linkcode laLocalStateGrad}. */
 export interface LaLocalStateGradInputs {
-  q: Tensor; // [B, H, N, dk]
-  dO: Tensor; // [B, H, N, dv]
+  /** [B, H, N, dk] */
+  q: Tensor;
+  /** [B, H, N, dv] */
+  dO: Tensor;
+  /** λ_h ∈ (0, 1] per head, or one value for all heads. */
   decay: Decay;
+  /** Kernel tiling knobs (benchmarks); defaults by shape. */
   tuning?: LaTuning;
 }
 

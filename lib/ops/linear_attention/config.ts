@@ -19,7 +19,9 @@ import type { IoType } from "../../../shaders/linear_attention/tiles.ts";
 
 /** Sizes of one linear-attention call: q, k `[batch, heads, length, dk]`, v `[…, dv]`. */
 export interface LaShape {
+  /** Sequences B. */
   batch: number;
+  /** Heads H (one decay each). */
   heads: number;
   /** Tokens N (any N ≥ 1). */
   length: number;

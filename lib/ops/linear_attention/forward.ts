@@ -23,20 +23,26 @@ import {
 
 /** Inputs of {@linkcode laForward}. */
 export interface LaForwardInputs {
-  q: Tensor; // [B, H, N, dk] f32 or f16
-  k: Tensor; // [B, H, N, dk]
-  v: Tensor; // [B, H, N, dv]
+  /** [B, H, N, dk] f32 or f16 */
+  q: Tensor;
+  /** [B, H, N, dk] */
+  k: Tensor;
+  /** [B, H, N, dv] */
+  v: Tensor;
   /** λ_h ∈ (0, 1] per head, or one value for all heads. */
   decay: Decay;
   /** S_0 [B, H, dk, dv] f32; zero when absent. */
   initialState?: Tensor;
+  /** Kernel tiling knobs (benchmarks); defaults by shape. */
   tuning?: LaTuning;
 }
 
 /** Outputs of {@linkcode laForward}. */
 export interface LaForwardOutputs {
-  o: Tensor; // [B, H, N, dv], dtype of q
-  finalState: Tensor; // [B, H, dk, dv] f32
+  /** [B, H, N, dv], dtype of q */
+  o: Tensor;
+  /** [B, H, dk, dv] f32 */
+  finalState: Tensor;
 }
 
 /** Copies a whole tensor into another of the same size (recorded, not submitted). */
@@ -111,9 +117,13 @@ export async function laForward(gpu: Gpu, inputs: LaForwardInputs): Promise<LaFo
 
 /** Inputs of {@linkcode laLocalState}. */
 export interface LaLocalStateInputs {
-  k: Tensor; // [B, H, N, dk]
-  v: Tensor; // [B, H, N, dv]
+  /** [B, H, N, dk] */
+  k: Tensor;
+  /** [B, H, N, dv] */
+  v: Tensor;
+  /** λ_h ∈ (0, 1] per head, or one value for all heads. */
   decay: Decay;
+  /** Kernel tiling knobs (benchmarks); defaults by shape. */
   tuning?: LaTuning;
 }
 
@@ -144,6 +154,7 @@ export interface LaPropagateInputs {
   state: Tensor;
   /** The block's local contribution [B, H, dk, dv] f32 (L forward, D backward). */
   local: Tensor;
+  /** λ_h ∈ (0, 1] per head, or one value for all heads. */
   decay: Decay;
   /** Tokens of the block. */
   length: number;

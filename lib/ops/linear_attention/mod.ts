@@ -29,6 +29,8 @@ export {
   type LaLocalStateGradInputs,
 } from "./backward.ts";
 export { type Decay, type LaShape, type LaTuning, MAX_HEAD_DIM } from "./config.ts";
+export type { StateTile } from "../../../shaders/linear_attention/chunk_state.ts";
+export type { IoType } from "../../../shaders/linear_attention/tiles.ts";
 export {
   type LaReferenceInputs,
   linearAttentionBackwardReference,
