@@ -12,8 +12,8 @@ import {
   Reassembly,
   runIdHash,
 } from "../lib/dist/ws/frame.ts";
-import { clientHandshake } from "../lib/dist/ws/handshake.ts";
-import { connectWithRetry } from "../lib/dist/ws/socket_reader.ts";
+import { clientHandshake, serverHandshake } from "../lib/dist/ws/handshake.ts";
+import { connectWithRetry, SocketReader } from "../lib/dist/ws/socket_reader.ts";
 import { freePort } from "../lib/dist/worker_ranks.ts";
 import { spawnProcessRanks } from "./_process_ranks.ts";
 import { checkCollectives } from "./_dist_expected.ts";
@@ -139,29 +139,37 @@ Deno.test("receives time out naming the peer; a vanished peer fails them at once
 });
 
 Deno.test("an authenticated peer's frame with another run's id is rejected", async () => {
-  const master = `127.0.0.1:${freePort()}`;
+  // a hand-made "rank 1": registers with rank 0, accepts rank 0's dial, sends frames on it
   const identity = { runId: "run-a", world: 2, token: "secret" };
+  const accepted = Promise.withResolvers<SocketReader>();
+  const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    const reader = new SocketReader(socket);
+    socket.onopen = () =>
+      serverHandshake(reader, { ...identity, rank: 1 }, 5000, () => undefined)
+        .then(() => accepted.resolve(reader), accepted.reject);
+    return response;
+  });
+  const master = `127.0.0.1:${freePort()}`;
   const real = connectWebSocketTransport({ ...identity, rank: 0, master, connectTimeoutMs: 5000 });
-  const reader = await connectWithRetry(`ws://${master}/lasp`, performance.now() + 5000);
-  await clientHandshake(
-    reader,
-    identity,
-    { rank: 1, purpose: "register", address: "127.0.0.1:9" },
-    0,
-    5000,
-  );
-  equal(JSON.parse(await reader.next(5000, "peer table") as string).t, "peers");
+  const registration = await connectWithRetry(`ws://${master}/lasp`, performance.now() + 5000);
+  const address = `127.0.0.1:${fake.addr.port}`;
+  await clientHandshake(registration, identity, { rank: 1, purpose: "register", address }, 0, 5000);
+  equal(JSON.parse(await registration.next(5000, "peer table") as string).t, "peers");
+  const link = await accepted.promise;
   const t0 = await real;
   const bytes = new Uint8Array(Float32Array.of(1, 2, 3).buffer);
   const header = { runHash: runIdHash("run-a"), src: 1, dst: 0, tag: TAG, shape: [3] };
-  reader.socket.send(encodeFrame(header, bytes, 0, 4096));
+  link.socket.send(encodeFrame(header, bytes, 0, 4096));
   deepEqual(await t0.recv(1, TAG, 5000), Float32Array.of(1, 2, 3));
-  reader.socket.send(encodeFrame({ ...header, runHash: runIdHash("run-b") }, bytes, 0, 4096));
+  link.socket.send(encodeFrame({ ...header, runHash: runIdHash("run-b") }, bytes, 0, 4096));
   expectMatch(
     await failure(t0.recv(1, TAG, 5000)),
-    /^Rank 0: rejected a frame from rank 1 \(ws:\/\/127\.0\.0\.1:9\): frame carries run id hash/,
+    /^Rank 0: rejected a frame from rank 1 \(ws:\/\/127\.0\.0\.1:\d+\): frame carries run id hash/,
   );
   await t0.close();
+  registration.socket.close();
+  await fake.shutdown();
 });
 
 Deno.test("collectives across 3 separate deno processes are exact", async () => {

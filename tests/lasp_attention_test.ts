@@ -1,7 +1,7 @@
 /**
  * LASP against the single-device op on the whole sequence: T ∈ {1, 2, 3, 4} ranks, both
  * transports, ring (with and without overlap) and all-gather, with and without decay, two
- * chained layers, batch 2, N/T = 37 tokens (not a multiple of the 16-token chunk). Outputs
+ * chained layers, batch 2, N/T = 37 tokens (not a multiple of the 32-token chunk). Outputs
  * and all gradients agree within relative RMS 2e-6 (max 2e-4); seen on lavapipe: ≤ 2.5e-7.
  * fp32 with another summation order: the chain crosses ranks where the single-device run
  * crosses chunks, and the state hops are summed in float64 on the host.
@@ -17,11 +17,11 @@ import {
   type ChainSizes,
   type laspChain,
   referenceChain,
-} from "./_lasp_rank.ts";
+} from "../lib/testing/lasp_chain.ts";
 import { spawnProcessRanks } from "./_process_ranks.ts";
 import { testGpu } from "./_gpu.ts";
 
-const SIZES: ChainSizes = { batch: 2, heads: 2, local: 37, dk: 8, dv: 6, chunk: 16 };
+const SIZES: ChainSizes = { batch: 2, heads: 2, local: 37, dk: 8, dv: 6, chunk: 32 };
 const NONE: [number[], number[]] = [[1, 1], [1, 1]];
 const DECAY: [number[], number[]] = [[0.9, 0.99], [0.8, 0.97]];
 const CASES: ChainCase[] = [
@@ -81,7 +81,7 @@ for (const transport of ["worker", "websocket"] as const) {
     Deno.test(`LASP equals the single-device op: ${transport} transport, T=${T}`, async () => {
       const outputs = await spawnWorkerRanks<Output>({
         world: T,
-        module: new URL("./_lasp_rank.ts", import.meta.url),
+        module: new URL("../lib/testing/lasp_chain.ts", import.meta.url),
         exportName: "laspChain",
         args: { sizes: SIZES, cases: CASES },
         transport,
@@ -98,7 +98,7 @@ Deno.test("LASP in SP groups of a data-parallel world (W=4, SP=2)", async () => 
   const outputs = await spawnWorkerRanks<Output>({
     world: 4,
     sp: 2,
-    module: new URL("./_lasp_rank.ts", import.meta.url),
+    module: new URL("../lib/testing/lasp_chain.ts", import.meta.url),
     exportName: "laspChain",
     args: { sizes: SIZES, cases: [CASES[1], CASES[4]] },
     timeoutMs: 120_000,
@@ -111,7 +111,7 @@ Deno.test("LASP in SP groups of a data-parallel world (W=4, SP=2)", async () => 
 Deno.test("LASP across 3 separate deno processes over WebSockets", async () => {
   const outputs = await spawnProcessRanks<Output>({
     world: 3,
-    module: new URL("./_lasp_rank.ts", import.meta.url),
+    module: new URL("../lib/testing/lasp_chain.ts", import.meta.url),
     exportName: "laspChain",
     args: { sizes: SIZES, cases: CASES },
     timeoutMs: 120_000,

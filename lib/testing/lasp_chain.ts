@@ -1,17 +1,25 @@
 /**
- * The LASP test workload: two chained linear-attention layers with an elementwise product
- * between them (v of layer 1 = o of layer 0 ⊙ w) and the loss Σ o_1 ⊙ r, run forward and
- * backward on this rank's slice of the sequence (`laspChain`), or on the whole sequence on
+ * The LASP validation workload (tests and bench/lasp_exchange.ts): two chained
+ * linear-attention layers with an elementwise product between them (v of layer 1 = o of
+ * layer 0 ⊙ w) and the loss Σ o_1 ⊙ r, run forward and backward on this rank's slice of the
+ * sequence (`laspChain`, a rank function for spawnWorkerRanks), or on the whole sequence on
  * one device with the plain op (`referenceChain`).
+ * @module
  */
-import type { Communicator } from "../lib/dist/communicator.ts";
-import { downloadTensors, type Tensor, uploadTensor } from "../lib/gpu/tensor.ts";
-import type { Gpu } from "../lib/gpu/device.ts";
-import { LaspAttention, type LaspCounters, type LaspMode } from "../lib/lasp/attention.ts";
-import { sequenceRange, sliceSequence } from "../lib/lasp/split.ts";
-import { linearAttention, linearAttentionBackward } from "../lib/ops/linear_attention/mod.ts";
-import { randomArray } from "../lib/testing/reference.ts";
-import { testGpu } from "./_gpu.ts";
+import type { Communicator } from "../dist/communicator.ts";
+import { downloadTensors, type Tensor, uploadTensor } from "../gpu/tensor.ts";
+import { type Gpu, openDevice } from "../gpu/device.ts";
+import { LaspAttention, type LaspCounters, type LaspMode } from "../lasp/attention.ts";
+import { sequenceRange, sliceSequence } from "../lasp/split.ts";
+import { linearAttention, linearAttentionBackward } from "../ops/linear_attention/mod.ts";
+import { randomArray } from "./reference.ts";
+
+let rankGpu: Promise<Gpu> | undefined;
+/** The rank's device ($LASP_GPU picks the implementation), NaN-filling fresh buffers. */
+function chainGpu(): Promise<Gpu> {
+  rankGpu ??= openDevice({ nanFill: true });
+  return rankGpu;
+}
 
 /** One chain to run: exchange variant and per-layer decays. */
 export interface ChainCase {
@@ -61,7 +69,7 @@ export async function laspChain(
   comm: Communicator,
   args: { sizes: ChainSizes; cases: ChainCase[] },
 ): Promise<{ results: ChainResult[]; counters: LaspCounters[] }> {
-  const gpu: Gpu = await testGpu();
+  const gpu = await chainGpu();
   const { sizes: s, cases } = args;
   const T = comm.sp, t = comm.spRank, length = T * s.local;
   const range = sequenceRange(length, T, t);

@@ -6,11 +6,17 @@
  * state, and frames from peers would sit unread. Here sockets keep flowing whatever the rank
  * thread does; the rank thread and this Worker exchange payloads by transfer.
  *
+ * Data flows one way per socket, from the accepting (server) side to the dialing (client)
+ * side: Deno's WebSocket client does not set TCP_NODELAY, and its messages of 1–64 KiB (a
+ * typical state) then wait ≈40 ms for a delayed ACK (measured: 44 ms round trip for 2 KiB,
+ * 0.05 ms server → client). So every rank dials every other rank, and the socket rank r
+ * dialed to rank p carries p's messages to r.
+ *
  * Setup: rank 0 listens on the master address; every other rank listens on its own port,
- * registers with rank 0 and receives the table of addresses; then rank j connects to every
- * rank 0 < i < j (the registration socket is the link to rank 0). Every connection is
- * authenticated (handshake.ts). Data: frames (frame.ts) per link, sent in order from a queue
- * while the socket's `bufferedAmount` is below a high-water mark (`send()` never blocks).
+ * registers with rank 0 (that socket carries rank 0's messages to it) and receives the table
+ * of addresses; then every rank dials every peer it has no socket from yet. Every connection
+ * is authenticated (handshake.ts). Data: frames (frame.ts), sent in order from a queue per
+ * peer while the socket's `bufferedAmount` is below a high-water mark (`send()` never blocks).
  * @module
  */
 /// <reference lib="deno.worker" />
@@ -20,6 +26,8 @@ import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } fr
 import { connectWithRetry, type SocketMessage, SocketReader } from "./socket_reader.ts";
 import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
+/** Close code for a link that broke the frame protocol (application range 4000–4999). */
+const PROTOCOL_ERROR_CODE = 4002;
 /** Address of a rank that has not registered yet. */
 const UNKNOWN = "address not yet known";
 
@@ -30,8 +38,10 @@ interface Outgoing {
   parts: number;
 }
 
+/** One socket to a peer: "in" (dialed here, the peer sends on it) or "out" (accepted here). */
 interface Link {
   peer: number;
+  role: "in" | "out";
   reader: SocketReader;
   queue: Outgoing[];
   reassembly: Reassembly;
@@ -46,7 +56,10 @@ class IoNode {
   readonly id: RunIdentity & { rank: number };
   readonly runHash: number;
   readonly deadline: number;
-  readonly links = new Map<number, Link>();
+  /** Sockets this rank dialed: messages from the peer arrive here. */
+  readonly inbound = new Map<number, Link>();
+  /** Sockets this rank accepted: messages to the peer leave here. */
+  readonly outbound = new Map<number, Link>();
   /** ws:// address of every rank, once known. */
   readonly addresses: string[];
   readonly rejections: string[] = [];
@@ -82,8 +95,8 @@ class IoNode {
     this.addresses[rank] = `ws://${myAddress}`;
     if (rank === 0) await this.#rendezvousAsMaster();
     else await this.#rendezvousAsWorker(myAddress);
-    await this.#until(() => this.links.size === this.config.world - 1, () => {
-      const missing = this.#missing((r) => !this.links.has(r));
+    await this.#until(() => this.outbound.size === this.config.world - 1, () => {
+      const missing = this.#missing((r) => !this.outbound.has(r));
       return `rank(s) ${missing} did not connect within ${this.config.connectTimeoutMs} ms`;
     });
     post({ t: "ready", addresses: this.addresses });
@@ -99,7 +112,17 @@ class IoNode {
     const table = JSON.stringify({ t: "peers", addresses: this.addresses });
     for (const [r, { reader }] of this.registrations) {
       reader.socket.send(table);
-      this.#link(r, reader);
+      this.#link(r, reader, "out");
+    }
+    await this.#dialPeers();
+  }
+
+  /** Dials every peer this rank has no inbound socket from. */
+  async #dialPeers(): Promise<void> {
+    const { rank, world } = this.config;
+    for (let p = 0; p < world; p++) {
+      if (p === rank || this.inbound.has(p)) continue;
+      this.#link(p, await this.#connect(p, { rank, purpose: "peer" }), "in");
     }
   }
 
@@ -114,10 +137,8 @@ class IoNode {
       throw new Error(`rank 0 (master, ${this.addresses[0]}) sent a malformed peer table`);
     }
     table.addresses.forEach((a, r) => this.addresses[r] = a);
-    this.#link(0, reader);
-    for (let i = 1; i < rank; i++) {
-      this.#link(i, await this.#connect(i, { rank, purpose: "peer" }));
-    }
+    this.#link(0, reader, "in");
+    await this.#dialPeers();
   }
 
   async #connect(peer: number, info: HelloInfo): Promise<SocketReader> {
@@ -151,7 +172,7 @@ class IoNode {
         if (hello.purpose === "register") {
           this.registrations.set(hello.rank, { reader, address: hello.address! });
           this.#changed?.();
-        } else this.#link(hello.rank, reader);
+        } else this.#link(hello.rank, reader, "out");
       } catch (e) {
         this.rejections.push((e as Error).message);
       }
@@ -159,7 +180,7 @@ class IoNode {
     return response;
   }
 
-  /** Who may connect: registrations at rank 0, then higher ranks at every rank. */
+  /** Who may connect: registrations at rank 0, then every other rank once. */
   #admit(hello: HelloInfo): string | undefined {
     const me = this.config.rank;
     if (this.closing) return "this rank is shutting down";
@@ -171,23 +192,21 @@ class IoNode {
       }
       return undefined;
     }
-    if (me === 0) return "rank 0 is reached through registration";
-    if (hello.rank <= me) {
-      return `rank ${hello.rank} must not connect to rank ${me} (lower ranks are dialed)`;
-    }
-    if (this.links.has(hello.rank)) return `rank ${hello.rank} is already connected`;
+    if (hello.rank === me) return `rank ${me} cannot connect to itself`;
+    if (this.outbound.has(hello.rank)) return `rank ${hello.rank} is already connected`;
     return undefined;
   }
 
-  #link(peer: number, reader: SocketReader): void {
+  #link(peer: number, reader: SocketReader, role: "in" | "out"): void {
     const link: Link = {
       peer,
+      role,
       reader,
       queue: [],
       reassembly: new Reassembly(),
       pumpScheduled: false,
     };
-    this.links.set(peer, link);
+    (role === "in" ? this.inbound : this.outbound).set(peer, link);
     reader.onClose = (code, reason) => {
       if (this.closing) return;
       post({
@@ -207,6 +226,9 @@ class IoNode {
     try {
       if (typeof message === "string") {
         throw new Error("unexpected text message after the handshake");
+      }
+      if (link.role === "out") {
+        throw new Error("data frame on a socket that carries data the other way");
       }
       const header = decodeHeader(message, this.runHash);
       if (header.src !== link.peer || header.dst !== this.config.rank) {
@@ -233,7 +255,7 @@ class IoNode {
         (e as Error).message
       }`;
       post({ t: "error", peer: link.peer, message: reason });
-      link.reader.socket.close(1002, reason.slice(0, 120));
+      link.reader.socket.close(PROTOCOL_ERROR_CODE, reason.slice(0, 120));
     }
   }
 
@@ -241,7 +263,7 @@ class IoNode {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const parts = partCount(bytes.byteLength, this.config.partBytes);
     for (const dst of dsts) {
-      const link = this.links.get(dst);
+      const link = this.outbound.get(dst);
       if (!link || link.reader.closed) {
         post({
           t: "error",
@@ -284,12 +306,12 @@ class IoNode {
   async close(): Promise<void> {
     const flushDeadline = performance.now() + this.config.connectTimeoutMs;
     const busy = () =>
-      [...this.links.values()].some((l) =>
+      [...this.outbound.values()].some((l) =>
         !l.reader.closed && (l.queue.length > 0 || l.reader.socket.bufferedAmount > 0)
       );
     while (busy() && performance.now() < flushDeadline) await new Promise((r) => setTimeout(r, 2));
     this.closing = true;
-    for (const link of this.links.values()) {
+    for (const link of [...this.inbound.values(), ...this.outbound.values()]) {
       if (!link.reader.closed) link.reader.socket.close(1000, "done");
     }
     await Promise.race([this.server?.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
