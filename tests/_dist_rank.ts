@@ -67,3 +67,25 @@ export async function failingPeer(comm: Communicator): Promise<string> {
   await comm.recv(1, { step: 0, layer: 0, dir: 0 }, { timeoutMs: 60_000 });
   return "unreachable";
 }
+
+/**
+ * Rank 1 sends, then blocks its thread for `blockMs` (as the built-in WebGPU does while it
+ * waits for the GPU); rank 0 reports how long after the send the message arrived.
+ */
+export async function blockedSender(
+  comm: Communicator,
+  args: { blockMs: number },
+): Promise<number> {
+  const tag = { step: 1, layer: 0, dir: 0 };
+  if (comm.rank === 1) {
+    comm.send(0, tag, Float32Array.of(Date.now()));
+    const until = Date.now() + args.blockMs;
+    while (Date.now() < until) { /* blocked thread: no event loop */ }
+    await comm.barrier();
+    return 0;
+  }
+  const [sentAt] = await comm.recv(1, tag);
+  const latency = Date.now() - sentAt;
+  await comm.barrier();
+  return latency;
+}

@@ -29,6 +29,20 @@ for (const transport of ["worker", "websocket"] as const) {
   }
 }
 
+for (const transport of ["worker", "websocket"] as const) {
+  Deno.test(`a sender whose thread then blocks still delivers at once (${transport})`, async () => {
+    const [latency] = await spawnWorkerRanks<number>({
+      world: 2,
+      module: new URL("./_dist_rank.ts", import.meta.url),
+      exportName: "blockedSender",
+      args: { blockMs: 1500 },
+      transport,
+    });
+    // without a separate I/O thread the message would leave after the 1500 ms block
+    if (!(latency < 750)) throw new Error(`the message took ${latency} ms`);
+  });
+}
+
 Deno.test("a silent peer: the receive times out naming the rank (worker transport)", async () => {
   const start = performance.now();
   let message = "";
