@@ -1,0 +1,137 @@
+/**
+ * Bucketed gradient reduction that overlaps the backward: the units of a
+ * {@linkcode ZeroLayout} are the buckets. The backward calls `markReady(name)` as each
+ * parameter's gradient becomes final; once every gradient of a bucket is, its download is
+ * recorded and submitted right away and, when the bytes arrive, its ring all-reduce (or
+ * reduce-scatter for ZeRO-2/3) starts — while the caller goes on recording the backward.
+ * `finish()` waits for every bucket and, for an all-reduce with `writeBack`, uploads the sums
+ * into the gradient tensors.
+ *
+ * Buckets start their collectives strictly in layout order (a bucket whose download finished
+ * early waits for the ones before it), so every rank issues the same collectives in the same
+ * order whatever the timing. Sums follow the ring's rounding (lib/dist/ring.ts).
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { downloadTensors, type Tensor, writeTensor } from "../gpu/tensor.ts";
+import type { Communicator } from "../dist/communicator.ts";
+import { ringAllReduce, ringReduceScatter } from "../dist/ring.ts";
+import type { ZeroLayout } from "./zero_layout.ts";
+
+/** Options of {@linkcode BucketReducer}. */
+export interface BucketReducerOptions {
+  /** "all-reduce" (ZeRO-0/1: full sums) or "reduce-scatter" (ZeRO-2/3: this rank's shards). */
+  mode: "all-reduce" | "reduce-scatter";
+  /** With "all-reduce": write the sums back into the gradient tensors. Default true. */
+  writeBack?: boolean;
+  /** Message size of the ring, bytes. Default: the ring's. */
+  pieceBytes?: number;
+  /** Receive timeout, ms. Default: the communicator's. */
+  timeoutMs?: number;
+}
+
+/** One rank's result of a reduction: per unit, the full sum or this rank's shard of it. */
+export interface ReducedGrads {
+  /** "all-reduce": [unit.size] sums; "reduce-scatter": the shard `layout.shard(u)`. */
+  units: Float32Array[];
+}
+
+/** Reduces the gradients of one optimizer step; make one per step (or call `finish` first). */
+export class BucketReducer {
+  #ready: Set<string>[];
+  #started: boolean[];
+  #results: (Promise<Float32Array> | undefined)[];
+  #chain: Promise<unknown> = Promise.resolve();
+
+  /** A reducer of the gradient tensors `grads` (by parameter name) laid out by `layout`. */
+  constructor(
+    readonly gpu: Gpu,
+    readonly comm: Communicator,
+    readonly layout: ZeroLayout,
+    readonly grads: ReadonlyMap<string, Tensor>,
+    readonly options: BucketReducerOptions,
+  ) {
+    if (options.mode !== "all-reduce" && options.mode !== "reduce-scatter") {
+      throw new Error(`Unknown reduction mode "${options.mode}": "all-reduce" or "reduce-scatter"`);
+    }
+    if (layout.world !== comm.world || layout.rank !== comm.rank) {
+      throw new Error(
+        `BucketReducer: layout of rank ${layout.rank}/${layout.world} on communicator rank ${comm.rank}/${comm.world}`,
+      );
+    }
+    for (const unit of layout.units) {
+      for (const e of unit.entries) {
+        const g = grads.get(e.name);
+        if (!g || g.size !== e.size || g.dtype !== "f32") {
+          throw new Error(
+            `BucketReducer: gradient of ${e.name} must be an f32 tensor of ${e.size} elements, got ${
+              g ? `${g.dtype} [${g.shape.join(", ")}]` : "nothing"
+            }`,
+          );
+        }
+      }
+    }
+    this.#ready = layout.units.map(() => new Set());
+    this.#started = layout.units.map(() => false);
+    this.#results = layout.units.map(() => undefined);
+  }
+
+  /** Declares the gradient of `name` final; starts its bucket if it is complete. */
+  markReady(name: string): void {
+    const u = this.layout.unitOf(name);
+    if (this.#ready[u].has(name)) throw new Error(`Gradient of ${name} marked ready twice`);
+    this.#ready[u].add(name);
+    if (this.#ready[u].size === this.layout.units[u].entries.length) this.#start(u);
+  }
+
+  /** Whether every bucket has started. */
+  get allStarted(): boolean {
+    return this.#started.every((s) => s);
+  }
+
+  #start(u: number): void {
+    const unit = this.layout.units[u];
+    this.#started[u] = true;
+    const tensors = unit.entries.map((e) => this.grads.get(e.name)!);
+    const host = downloadTensors(this.gpu, tensors); // recorded and submitted now
+    const flat = host.then((arrays) => {
+      const out = new Float32Array(unit.size);
+      arrays.forEach((a, i) => out.set(a as Float32Array, unit.entries[i].offset));
+      return out;
+    });
+    const ringOptions = { pieceBytes: this.options.pieceBytes, timeoutMs: this.options.timeoutMs };
+    // the collective is called (its sequence number taken) after the previous bucket's
+    const call = Promise.all([flat, this.#chain]).then(([data]) => ({
+      result: this.options.mode === "all-reduce"
+        ? ringAllReduce(this.comm, data, ringOptions)
+        : ringReduceScatter(this.comm, data, ringOptions),
+    }));
+    this.#chain = call;
+    const result = call.then((c) => c.result);
+    result.catch(() => {}); // reported by finish()
+    this.#results[u] = result;
+  }
+
+  /** Waits for every bucket (all gradients must have been marked ready) and returns the sums. */
+  async finish(): Promise<ReducedGrads> {
+    const missing = this.layout.units.flatMap((unit, u) =>
+      unit.entries.filter((e) => !this.#ready[u].has(e.name)).map((e) => e.name)
+    );
+    if (missing.length > 0) {
+      throw new Error(
+        `BucketReducer.finish: ${missing.length} gradient(s) never marked ready: ${
+          missing.slice(0, 5).join(", ")
+        }${missing.length > 5 ? ", …" : ""}`,
+      );
+    }
+    const units = await Promise.all(this.#results as Promise<Float32Array>[]);
+    if (this.options.mode === "all-reduce" && (this.options.writeBack ?? true)) {
+      this.layout.units.forEach((unit, u) => {
+        for (const e of unit.entries) {
+          writeTensor(this.grads.get(e.name)!, units[u].subarray(e.offset, e.offset + e.size));
+        }
+      });
+    }
+    return { units };
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * Rank function of the bucket-reducer and ZeRO tests: bucketed reduction of seeded per-rank
+ * gradients while GPU work keeps being recorded, and three AdamW steps at every ZeRO stage.
+ */
+import type { Communicator } from "../lib/dist/communicator.ts";
+import { openDevice } from "../lib/gpu/device.ts";
+import { downloadTensors, emptyTensor, type Tensor, uploadTensor } from "../lib/gpu/tensor.ts";
+import { fill } from "../lib/ops/activation/activation.ts";
+import { randomArray } from "../lib/testing/reference.ts";
+import { BucketReducer } from "../lib/train/bucket_reducer.ts";
+import { reductionMode, ZeroOptimizer, type ZeroStage } from "../lib/train/zero.ts";
+import {
+  backwardOrder,
+  bucketUnits,
+  type FlatParam,
+  layerUnits,
+  ZeroLayout,
+} from "../lib/train/zero_layout.ts";
+
+/** Odd sizes; names shaped like the model's so that layerUnits groups them. */
+export const PARAMS: (FlatParam & { shape: number[] })[] = [
+  { name: "embed.weight", size: 257, decay: true, shape: [257] },
+  { name: "layers.0.norm", size: 13, decay: false, shape: [13] },
+  { name: "layers.0.w", size: 1001, decay: true, shape: [7, 143] },
+  { name: "layers.1.norm", size: 1, decay: false, shape: [1] },
+  { name: "layers.1.w", size: 777, decay: true, shape: [777] },
+  { name: "final.norm", size: 31, decay: false, shape: [31] },
+];
+/** Small buckets: several per step, one parameter larger than a bucket. */
+export const BUCKET_BYTES = 2048;
+export const HYPER = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, clip: 10 };
+export const LR = [0, 1e-2, 2e-2, 5e-3];
+export const STEPS = 3;
+
+/** Gradient of `param` on `rank` at `step` (integer-valued for the exact reduction case). */
+export function gradOf(p: number, rank: number, step: number, integer = false): Float32Array {
+  const g = randomArray(PARAMS[p].size, 1009 * step + 101 * rank + p + 1, -1, 1);
+  return integer ? g.map((v) => Math.round(v * 64) || 0) : g;
+}
+
+/** Initial parameter values (identical on every rank). */
+export function initOf(p: number): Float32Array {
+  return randomArray(PARAMS[p].size, 7 + p, -1, 1);
+}
+
+function upload(gpu: Awaited<ReturnType<typeof openDevice>>, f: (p: number) => Float32Array) {
+  return new Map<string, Tensor>(PARAMS.map((p, i) => [p.name, uploadTensor(gpu, f(i), p.shape)]));
+}
+
+/** Results keyed `bucket/<mode>/<int|float>/<name or unit>` and `zero<s>/...`. */
+export async function zeroCases(comm: Communicator): Promise<Record<string, Float32Array>> {
+  const gpu = await openDevice({ nanFill: true });
+  const out: Record<string, Float32Array> = {};
+  const W = comm.world, rank = comm.rank;
+  const order = backwardOrder(PARAMS);
+  // bucketed reduction, with GPU work recorded between the markReady calls
+  const scratch = emptyTensor(gpu, [4096]);
+  for (const mode of ["all-reduce", "reduce-scatter"] as const) {
+    for (const integer of [true, false]) {
+      const key = `bucket/${mode}/${integer ? "int" : "float"}`;
+      const grads = upload(gpu, (p) => gradOf(p, rank, 0, integer));
+      const layout = new ZeroLayout(bucketUnits(order, BUCKET_BYTES), W, rank);
+      const reducer = new BucketReducer(gpu, comm, layout, grads, { mode, pieceBytes: 512 });
+      for (const p of order) {
+        await fill(gpu, scratch, { value: 1 }); // "the backward goes on"
+        reducer.markReady(p.name);
+      }
+      const { units } = await reducer.finish();
+      units.forEach((u, i) => (out[`${key}/unit${i}`] = u));
+      if (mode === "all-reduce") {
+        const got = await downloadTensors(gpu, PARAMS.map((p) => grads.get(p.name)!));
+        PARAMS.forEach((p, i) => (out[`${key}/${p.name}`] = got[i] as Float32Array));
+      }
+      for (const t of grads.values()) t.release();
+    }
+  }
+  scratch.release();
+  // AdamW steps at every stage
+  for (const stage of [0, 1, 2, 3] as ZeroStage[]) {
+    const units = stage === 3 ? layerUnits(PARAMS) : bucketUnits(order, BUCKET_BYTES);
+    const layout = stage === 0 ? new ZeroLayout(units, 1, 0) : new ZeroLayout(units, W, rank);
+    const params = upload(gpu, initOf);
+    const opt = await ZeroOptimizer.create(gpu, comm, {
+      layout,
+      params,
+      options: { stage, ...HYPER, pieceBytes: 1024 },
+    });
+    const reduceLayout = new ZeroLayout(units, W, rank);
+    const norms: number[] = [];
+    for (let step = 1; step <= STEPS; step++) {
+      if (stage === 3) {
+        for (let u = 0; u < layout.units.length; u++) await opt.gather(u);
+        const got = await downloadTensors(gpu, PARAMS.map((p) => params.get(p.name)!));
+        PARAMS.forEach((p, i) => (out[`zero3/before${step}/${p.name}`] = got[i] as Float32Array));
+        for (let u = 0; u < layout.units.length; u++) opt.free(u);
+      }
+      const grads = upload(gpu, (p) => gradOf(p, rank, step));
+      const reducer = new BucketReducer(gpu, comm, reduceLayout, grads, {
+        mode: reductionMode(stage),
+        writeBack: false,
+        pieceBytes: 1024,
+      });
+      for (const p of order) reducer.markReady(p.name);
+      const reduced = await reducer.finish();
+      for (const t of grads.values()) t.release();
+      const r = await opt.step(reduced, { lr: LR[step], step });
+      norms.push(r.gradNorm, r.scale);
+    }
+    if (stage === 3) {
+      for (let u = 0; u < layout.units.length; u++) await opt.gather(u);
+      if (params.size !== PARAMS.length) throw new Error("gather did not restore every param");
+    }
+    const got = await downloadTensors(gpu, PARAMS.map((p) => params.get(p.name)!));
+    PARAMS.forEach((p, i) => (out[`zero${stage}/final/${p.name}`] = got[i] as Float32Array));
+    out[`zero${stage}/norms`] = Float32Array.from(norms);
+    if (stage === 3) {
+      for (let u = 0; u < layout.units.length; u++) opt.free(u);
+      if (params.size !== 0) throw new Error(`free left ${params.size} full tensors`);
+    } else for (const t of params.values()) t.release();
+    opt.destroy();
+  }
+  return out;
+}
