@@ -17,7 +17,7 @@ Deno.test("train options: no flags give the tiny default run on 2 SP ranks", asy
   deepStrictEqual([model.dim, model.layers, model.seqLen, model.tokenizer], [128, 2, 128, "bytes"]);
   deepStrictEqual(
     [train.lr, train.minLr, train.warmupSteps, train.totalSteps, train.laspMode, train.zero],
-    [1e-3, 1e-4, 20, 200, "ring", 0],
+    [1e-3, 1e-4, 10, 100, "ring", 0],
   );
   deepStrictEqual(train.beta2, DEFAULT_TRAIN_CONFIG.beta2);
 });
