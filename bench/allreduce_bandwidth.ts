@@ -6,14 +6,27 @@
 // timed. Then memory per rank per ZeRO stage for the 125m and 1b presets, from the sharding
 // layout of lib/train/zero_layout.ts. Tables are printed last. Usage:
 //   deno run -A bench/allreduce_bandwidth.ts [--ranks 2,4] [--sizes 1,4,16,64,256] [--reps 3]
-//     [--piece-bytes 4194304] [--dp 8] [--bucket-mib 25]
+//     [--piece-bytes 4194304] [--worlds 2,4,8,64] [--bucket-mib 25] [--memory-only]
 import { launch } from "../lib/launch/launcher.ts";
+import { resolveModelConfig } from "../lib/model/config.ts";
+import { parameterSpecs } from "../lib/model/params.ts";
+import {
+  backwardOrder,
+  bucketUnits,
+  type FlatParam,
+  layerUnits,
+  ZeroLayout,
+} from "../lib/train/zero_layout.ts";
 import { freePort } from "../lib/dist/worker_ranks.ts";
 import { flag } from "./_timing.ts";
 import type { SizeResult } from "./_allreduce_rank.ts";
 
 const args = Deno.args;
-const rankCounts = flag(args, "ranks", "2,4").split(",").map(Number);
+const rankCounts = args.includes("--memory-only")
+  ? []
+  : flag(args, "ranks", "2,4").split(",").map(Number);
+const worlds = flag(args, "worlds", "2,4,8,64").split(",").map(Number);
+const bucketBytes = Number(flag(args, "bucket-mib", "25")) * (1 << 20);
 const passOn = ["sizes", "reps", "piece-bytes"].flatMap((k) => {
   const v = flag(args, k, "");
   return v ? [`--${k}`, v] : [];
@@ -56,3 +69,36 @@ console.log(
 console.log("| W | MiB | p2p MiB/s | ring ms | ring busBW | ring/p2p | direct ms | direct busBW |");
 console.log("|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
+
+// memory per rank per ZeRO stage, from the layouts the optimizer uses (f32 everywhere)
+const memRows: string[] = [];
+for (const preset of ["125m", "1b"]) {
+  const params: FlatParam[] = parameterSpecs(resolveModelConfig({}, { preset })).map((s) => ({
+    name: s.name,
+    size: s.shape.reduce((a, b) => a * b, 1),
+    decay: s.decay,
+  }));
+  const count = params.reduce((n, p) => n + p.size, 0);
+  for (const W of worlds) {
+    for (const stage of [0, 1, 2, 3] as const) {
+      const units = stage === 3
+        ? layerUnits(params)
+        : bucketUnits(backwardOrder(params), bucketBytes);
+      const m = new ZeroLayout(units, W, 0).memory(stage);
+      const mib = (b: number) => (b / MiB).toFixed(0);
+      memRows.push(
+        `| ${preset} | ${(count / 1e6).toFixed(1)}M | ${W} | ${stage} | ${mib(m.paramBytes)} | ${
+          mib(m.gradBytes)
+        } | ${mib(m.momentBytes)} | ${mib(m.totalBytes)} |`,
+      );
+    }
+  }
+}
+console.log(
+  `\nMemory per rank (MiB, f32; buckets of ${
+    bucketBytes / MiB
+  } MiB for ZeRO-0/1/2, one unit per layer for ZeRO-3)`,
+);
+console.log("| model | params | W | ZeRO | params | grads | AdamW m+v | total |");
+console.log("|---|---|---|---|---|---|---|---|");
+for (const row of memRows) console.log(row);
