@@ -68,6 +68,9 @@ export async function failingPeer(comm: Communicator): Promise<string> {
   return "unreachable";
 }
 
+/** Milliseconds modulo which the blocked-sender test sends its clock (integers < 2^24). */
+const CLOCK_WRAP = 1_000_000;
+
 /**
  * Rank 1 sends, then blocks its thread for `blockMs` (as the built-in WebGPU does while it
  * waits for the GPU); rank 0 reports how long after the send the message arrived.
@@ -78,14 +81,14 @@ export async function blockedSender(
 ): Promise<number> {
   const tag = { step: 1, layer: 0, dir: 0 };
   if (comm.rank === 1) {
-    comm.send(0, tag, Float32Array.of(Date.now()));
+    comm.send(0, tag, Float32Array.of(Date.now() % CLOCK_WRAP)); // exact in float32
     const until = Date.now() + args.blockMs;
     while (Date.now() < until) { /* blocked thread: no event loop */ }
     await comm.barrier();
     return 0;
   }
   const [sentAt] = await comm.recv(1, tag);
-  const latency = Date.now() - sentAt;
+  const latency = (Date.now() % CLOCK_WRAP - sentAt + CLOCK_WRAP) % CLOCK_WRAP;
   await comm.barrier();
   return latency;
 }

@@ -120,10 +120,11 @@ class IoNode {
   /** Dials every peer this rank has no inbound socket from. */
   async #dialPeers(): Promise<void> {
     const { rank, world } = this.config;
-    for (let p = 0; p < world; p++) {
-      if (p === rank || this.inbound.has(p)) continue;
+    const peers = Array.from({ length: world }, (_, p) => p)
+      .filter((p) => p !== rank && !this.inbound.has(p));
+    await Promise.all(peers.map(async (p) => {
       this.#link(p, await this.#connect(p, { rank, purpose: "peer" }), "in");
-    }
+    }));
   }
 
   async #rendezvousAsWorker(myAddress: string): Promise<void> {
