@@ -106,6 +106,28 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
       const r = await opt.step(reduced, { lr: LR[step], step });
       norms.push(r.gradNorm, r.scale);
     }
+    // checkpoint round trip: full moments (and ZeRO-3 params) out, into a fresh optimizer, out
+    const moments = await opt.exportMoments();
+    const exported = stage === 3 ? await opt.exportParams() : undefined;
+    const fresh = await ZeroOptimizer.create(gpu, comm, {
+      layout,
+      params: upload(gpu, (p) => exported?.get(PARAMS[p].name) ?? initOf(p)),
+      options: { stage, ...HYPER, pieceBytes: 1024 },
+    });
+    fresh.importMoments((name) => moments.get(name)!);
+    if (exported) await fresh.importParams((name) => exported.get(name)!);
+    const again = await fresh.exportMoments();
+    const againParams = stage === 3 ? await fresh.exportParams() : undefined;
+    for (const p of PARAMS) {
+      out[`zero${stage}/m/${p.name}`] = moments.get(p.name)!.m;
+      out[`zero${stage}/v/${p.name}`] = moments.get(p.name)!.v;
+      out[`zero${stage}/m2/${p.name}`] = again.get(p.name)!.m;
+      out[`zero${stage}/v2/${p.name}`] = again.get(p.name)!.v;
+      if (exported) out[`zero3/export/${p.name}`] = exported.get(p.name)!;
+      if (againParams) out[`zero3/export2/${p.name}`] = againParams.get(p.name)!;
+    }
+    if (stage !== 3) { for (const t of fresh.params.values()) t.release(); }
+    fresh.destroy();
     if (stage === 3) {
       for (let u = 0; u < layout.units.length; u++) await opt.gather(u);
       if (params.size !== PARAMS.length) throw new Error("gather did not restore every param");

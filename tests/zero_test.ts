@@ -47,7 +47,7 @@ function reference(W: number) {
     m = next.map((s) => s.m);
     v = next.map((s) => s.v);
   }
-  return { before, final: params, norms };
+  return { before, final: params, norms, m, v };
 }
 
 function check(results: Record<string, Float32Array>[], W: number): void {
@@ -101,6 +101,16 @@ function check(results: Record<string, Float32Array>[], W: number): void {
           results[0][`zero${stage}/final/${p.name}`],
           `${label} same on all ranks`,
         );
+        assertClose(got[`zero${stage}/m/${p.name}`], ref.m[i], { rms: 1e-6, label: `${label} m` });
+        assertClose(got[`zero${stage}/v/${p.name}`], ref.v[i], { rms: 1e-5, label: `${label} v` });
+        for (const k of ["m", "v"]) {
+          const a = got[`zero${stage}/${k}/${p.name}`], b = got[`zero${stage}/${k}2/${p.name}`];
+          assertExact(b, a, `${label} ${k} through export/import`);
+        }
+        if (stage === 3) {
+          assertExact(got[`zero3/export/${p.name}`], final, `${label} exported`);
+          assertExact(got[`zero3/export2/${p.name}`], final, `${label} exported after import`);
+        }
         if (stage === 3) {
           for (let s = 1; s <= STEPS; s++) {
             assertClose(got[`zero3/before${s}/${p.name}`], ref.before[s - 1][i], {

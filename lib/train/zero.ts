@@ -252,33 +252,15 @@ export class ZeroOptimizer {
     return { gradNorm, scale };
   }
 
-  /** Stages 0–2: brings the updated shards into every rank's full tensors. */
+  /** Stages 1–2: brings the updated shards into every rank's full tensors. */
   async #gatherUpdated(updated: Tensor[][]): Promise<void> {
-    const { gpu, layout } = this;
-    const host = await downloadTensors(gpu, updated.flat());
-    let k = 0;
-    const shards = layout.units.map((_, u) => {
-      const [s, e] = layout.shard(u);
-      const shard = new Float32Array(e - s);
-      for (const st of this.#segments[u]) {
-        shard.set(host[k++] as Float32Array, st.segment.shardStart);
-      }
-      return shard;
-    });
+    const host = await downloadTensors(this.gpu, updated.flat());
     for (const t of updated.flat()) t.release();
-    const full = await Promise.all(
-      shards.map((shard, u) =>
-        ringAllGather(this.comm, shard, {
-          total: layout.units[u].size,
-          pieceBytes: this.options.pieceBytes,
-        })
-      ),
+    let k = 0;
+    const full = await this.#gatherUnits(
+      updated.map((list) => list.map(() => host[k++] as Float32Array)),
     );
-    layout.units.forEach((unit, u) => {
-      for (const e of unit.entries) {
-        writeTensor(this.params.get(e.name)!, full[u].subarray(e.offset, e.offset + e.size));
-      }
-    });
+    for (const [name, a] of full) writeTensor(this.params.get(name)!, a);
   }
 
   async #refreshHostShards(): Promise<void> {
@@ -323,6 +305,84 @@ export class ZeroOptimizer {
         `ZeroOptimizer.${op}: only ZeRO-3 shards parameters (stage is ${this.options.stage})`,
       );
     }
+  }
+
+  /**
+   * Full AdamW moments of every parameter (gathered from the shards; every rank gets all), for
+   * checkpoints: name → `{ m, v }`.
+   */
+  async exportMoments(): Promise<Map<string, { m: Float32Array; v: Float32Array }>> {
+    const segs = this.#segments.flat();
+    const host = await downloadTensors(this.gpu, segs.flatMap((st) => [st.m, st.v]));
+    const [m, v] = await Promise.all([0, 1].map((which) => {
+      let k = which;
+      return this.#gatherUnits(this.#segments.map((list) =>
+        list.map(() => {
+          const a = host[k] as Float32Array;
+          k += 2;
+          return a;
+        })
+      ));
+    }));
+    return new Map([...m].map(([name, a]) => [name, { m: a, v: v.get(name)! }]));
+  }
+
+  /** Sets the moments from full arrays (every rank passes the same); the inverse of export. */
+  importMoments(get: (name: string) => { m: Float32Array; v: Float32Array }): void {
+    for (const st of this.#segments.flat()) {
+      const { name, paramStart, length } = st.segment;
+      const full = get(name);
+      writeTensor(st.m, full.m.subarray(paramStart, paramStart + length));
+      writeTensor(st.v, full.v.subarray(paramStart, paramStart + length));
+    }
+  }
+
+  /** ZeRO-3: the full parameters, gathered from the shards (every rank gets all). */
+  exportParams(): Promise<Map<string, Float32Array>> {
+    this.#requireStage3("exportParams");
+    return this.#gatherUnits(null);
+  }
+
+  /** ZeRO-3: sets the parameter shards from full arrays (every rank passes the same). */
+  async importParams(get: (name: string) => Float32Array): Promise<void> {
+    this.#requireStage3("importParams");
+    for (const st of this.#segments.flat()) {
+      const { name, paramStart, length } = st.segment;
+      writeTensor(st.param!, get(name).subarray(paramStart, paramStart + length));
+    }
+    await this.#refreshHostShards();
+    for (const u of [...this.#gathered]) {
+      this.free(u);
+      await this.gather(u);
+    }
+  }
+
+  /**
+   * Gathers per-segment host arrays (`null`: ZeRO-3's host parameter shards) into full
+   * arrays per parameter.
+   */
+  async #gatherUnits(parts: Float32Array[][] | null): Promise<Map<string, Float32Array>> {
+    const { layout } = this;
+    const shards = layout.units.map((_, u) => {
+      if (!parts) return this.#hostShards[u];
+      const [s, e] = layout.shard(u);
+      const shard = new Float32Array(e - s);
+      this.#segments[u].forEach((st, i) => shard.set(parts[u][i], st.segment.shardStart));
+      return shard;
+    });
+    const full = layout.world === 1
+      ? shards
+      : await Promise.all(shards.map((shard, u) =>
+        ringAllGather(this.comm, shard, {
+          total: layout.units[u].size,
+          pieceBytes: this.options.pieceBytes,
+        })
+      ));
+    const out = new Map<string, Float32Array>();
+    layout.units.forEach((unit, u) => {
+      for (const e of unit.entries) out.set(e.name, full[u].slice(e.offset, e.offset + e.size));
+    });
+    return out;
   }
 
   /** Frees the optimizer's GPU tensors. */
