@@ -1,0 +1,276 @@
+/**
+ * The training core of one rank: model forward/backward over the rank's slice of each
+ * sequence (LASP over its SP group, the plain kernel when SP = 1), gradient accumulation,
+ * reduction over all ranks, global-norm clipping, AdamW with decoupled weight decay (none on
+ * gains), warmup + cosine learning rate. Implements {@linkcode TrainerLike}.
+ *
+ * Loss normalization: every rank scales its token losses by 1 / (target tokens of the global
+ * batch: all ranks, all micro-batches), so the gradients summed over ranks are exactly those
+ * of the global mean loss, whatever the SP and DP sizes; the reported loss is that same
+ * global mean. Reductions run in a fixed order, so runs are reproducible from the seed.
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import {
+  downloadTensors,
+  emptyTensor,
+  type Tensor,
+  uploadTensor,
+  writeTensor,
+} from "../gpu/tensor.ts";
+import type { Communicator } from "../dist/communicator.ts";
+import { LaspAttention, type LaspCounters } from "../lasp/attention.ts";
+import { adamwStep } from "../ops/adamw/adamw.ts";
+import { fill } from "../ops/activation/activation.ts";
+import type { ModelConfig } from "../model/config.ts";
+import { initParams } from "../model/init.ts";
+import { type LossResult, Model } from "../model/model.ts";
+import { GradReducer } from "./grad_reduce.ts";
+import { learningRate } from "./schedule.ts";
+import { resolveTrainConfig } from "./validate.ts";
+import type {
+  MicroBatch,
+  NamedArrays,
+  StepStats,
+  TrainConfig,
+  TrainerLike,
+  TrainerState,
+} from "./types.ts";
+
+/** Options of {@linkcode Trainer.create}. */
+export interface TrainerOptions {
+  model: ModelConfig;
+  train: TrainConfig;
+  /** Ranks and groups: SP size and this rank's SP index pick the slice, DP the batch shard. */
+  comm: Communicator;
+}
+
+/** One rank's trainer. */
+export class Trainer implements TrainerLike {
+  readonly model: ModelConfig;
+  readonly train: TrainConfig;
+  readonly comm: Communicator;
+  /** The rank's model (parameters, gradients, forward/backward). */
+  readonly net: Model;
+  readonly #attention: LaspAttention;
+  readonly #reducer: GradReducer;
+  readonly #m = new Map<string, Tensor>();
+  readonly #v = new Map<string, Tensor>();
+  #step = 0;
+
+  private constructor(gpu: Gpu, options: TrainerOptions) {
+    this.model = options.model;
+    this.train = resolveTrainConfig(options.train);
+    this.comm = options.comm;
+    if (this.model.seqLen % this.comm.sp !== 0) {
+      throw new Error(
+        `Cannot split sequences of seqLen ${this.model.seqLen} over ${this.comm.sp} sequence-parallel ranks: seqLen must be a multiple of SP`,
+      );
+    }
+    this.#attention = new LaspAttention(this.comm, { mode: this.train.laspMode });
+    this.#reducer = new GradReducer(this.comm, { maxNorm: this.train.clip, zero: this.train.zero });
+    const host = initParams(this.model, this.train.seed);
+    const params = new Map<string, Tensor>();
+    for (const [name, a] of Object.entries(host)) {
+      params.set(name, uploadTensor(gpu, a.data, a.shape));
+    }
+    this.net = new Model(gpu, this.model, this.#attention, params);
+  }
+
+  /** A trainer with parameters initialized from `train.seed` (identical on every rank). */
+  static async create(gpu: Gpu, options: TrainerOptions): Promise<Trainer> {
+    const trainer = new Trainer(gpu, options);
+    for (const spec of trainer.net.specs) {
+      for (const moments of [trainer.#m, trainer.#v]) {
+        const t = emptyTensor(gpu, spec.shape);
+        await fill(gpu, t, { value: 0 });
+        moments.set(spec.name, t);
+      }
+    }
+    await trainer.net.zeroGrads();
+    return trainer;
+  }
+
+  get #gpu(): Gpu {
+    return this.net.gpu;
+  }
+
+  /** Optimizer steps done. */
+  get stepCount(): number {
+    return this.#step;
+  }
+
+  /** Local token count of a micro-batch, checking its shape against the config. */
+  #check(micro: MicroBatch, what: string): number {
+    const local = this.model.seqLen / this.comm.sp;
+    const n = micro.batch * local;
+    if (!Number.isInteger(micro.batch) || micro.batch < 1 || micro.inputs.length !== n) {
+      throw new Error(
+        `${what}: expected inputs of [batch ${micro.batch}, seqLen/SP = ${local}] = ${n} ids, got ${micro.inputs.length}`,
+      );
+    }
+    if (micro.targets.length !== n) {
+      throw new Error(`${what}: ${micro.targets.length} targets for ${n} inputs`);
+    }
+    return n;
+  }
+
+  /** Sum over all ranks of small host values (identity with one rank). */
+  async #sumAll(values: number[]): Promise<number[]> {
+    if (this.comm.world === 1) return values;
+    return [...await this.comm.allReduce(Float32Array.from(values))];
+  }
+
+  /** One optimizer step over `micro.length === train.gradAccum` micro-batches. */
+  async step(micro: MicroBatch[]): Promise<StepStats> {
+    if (micro.length !== this.train.gradAccum) {
+      throw new Error(
+        `Trainer.step: got ${micro.length} micro-batches, expected gradAccum = ${this.train.gradAccum}`,
+      );
+    }
+    const gpu = this.#gpu;
+    const local = micro.reduce((n, m, i) => n + this.#check(m, `micro-batch ${i}`), 0);
+    const [tokens] = await this.#sumAll([local]);
+    const recompute = this.train.recompute;
+    const stats: Tensor[] = [];
+    try {
+      for (const m of micro) {
+        const r = await this.net.forward(m, { needsGrad: true, recompute }) as LossResult;
+        stats.push(r.stats);
+        await this.net.backward(r.stats, { lossScale: 1 / tokens, recompute });
+      }
+    } catch (e) {
+      this.net.discard();
+      for (const s of stats) s.release();
+      throw e;
+    }
+    const names = this.net.specs.map((s) => s.name);
+    const grads = names.map((n) => this.net.grads.get(n)!);
+    const reduced = await this.#reducer.reduce(gpu, grads, stats);
+    const step = this.#step + 1;
+    const lr = learningRate(step, this.train);
+    const t = this.train;
+    for (const spec of this.net.specs) {
+      await adamwStep(gpu, {
+        param: this.net.params.get(spec.name)!,
+        grad: this.net.grads.get(spec.name)!,
+        m: this.#m.get(spec.name)!,
+        v: this.#v.get(spec.name)!,
+        clip: reduced.clip,
+      }, {
+        lr,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        eps: t.eps,
+        weightDecay: spec.decay ? t.weightDecay : 0,
+        step,
+      });
+    }
+    let gradNorm: number, lossSum = 0;
+    if (reduced.host) {
+      gradNorm = reduced.host.norm;
+      for (const e of reduced.host.extras) lossSum += e[2];
+    } else {
+      const [clip, ...sums] = await downloadTensors(gpu, [reduced.clip, ...stats]);
+      gradNorm = clip[0];
+      for (const s of sums) lossSum += s[2];
+    }
+    reduced.clip.release();
+    for (const s of stats) s.release();
+    await this.net.zeroGrads();
+    this.#step = step;
+    return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
+  }
+
+  /** Mean loss over `batches` on every rank (no update). */
+  async evaluate(batches: MicroBatch[]): Promise<number> {
+    let count = 0;
+    const stats: Tensor[] = [];
+    try {
+      for (const [i, b] of batches.entries()) {
+        count += this.#check(b, `eval batch ${i}`);
+        const r = await this.net.forward(b, { needsGrad: false }) as LossResult;
+        stats.push(r.stats);
+      }
+      const sums = await downloadTensors(this.#gpu, stats);
+      const [sum, total] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0), count]);
+      if (total === 0) throw new Error("Trainer.evaluate: no batches on any rank");
+      return sum / total;
+    } finally {
+      for (const s of stats) s.release();
+    }
+  }
+
+  /** This rank's LASP state traffic since the last call. */
+  takeLaspCounters(): LaspCounters {
+    return this.#attention.takeCounters();
+  }
+
+  /** Parameters and optimizer moments, downloaded in one readback. */
+  async exportState(): Promise<TrainerState> {
+    const specs = this.net.specs;
+    const tensors = specs.flatMap((s) => [
+      this.net.params.get(s.name)!,
+      this.#m.get(s.name)!,
+      this.#v.get(s.name)!,
+    ]);
+    const data = (await downloadTensors(this.#gpu, tensors)) as Float32Array[];
+    const params: NamedArrays = {}, optimizer: NamedArrays = {};
+    specs.forEach((s, i) => {
+      params[s.name] = { data: data[3 * i], shape: [...s.shape] };
+      optimizer[`${s.name}.exp_avg`] = { data: data[3 * i + 1], shape: [...s.shape] };
+      optimizer[`${s.name}.exp_avg_sq`] = { data: data[3 * i + 2], shape: [...s.shape] };
+    });
+    return { params, optimizer, step: this.#step };
+  }
+
+  /** Restores {@linkcode exportState}'s output; names and shapes must match this model. */
+  async importState(state: TrainerState): Promise<void> {
+    if (!Number.isInteger(state.step) || state.step < 0) {
+      throw new Error(`importState: step ${state.step} must be an integer ≥ 0`);
+    }
+    const writes: [Tensor, NamedArrays[string]][] = [];
+    const take = (arrays: NamedArrays, name: string, into: Tensor, what: string) => {
+      const a = arrays[name];
+      if (!a) throw new Error(`importState: ${what} "${name}" is missing`);
+      const same = a.shape.length === into.shape.length &&
+        a.shape.every((d, i) => d === into.shape[i]);
+      if (!same || a.data.length !== into.size) {
+        throw new Error(
+          `importState: ${what} "${name}" has shape [${a.shape.join(", ")}], expected [${
+            into.shape.join(", ")
+          }]`,
+        );
+      }
+      writes.push([into, a]);
+    };
+    const expected = new Set<string>();
+    for (const s of this.net.specs) {
+      take(state.params, s.name, this.net.params.get(s.name)!, "parameter");
+      take(state.optimizer, `${s.name}.exp_avg`, this.#m.get(s.name)!, "optimizer state");
+      take(state.optimizer, `${s.name}.exp_avg_sq`, this.#v.get(s.name)!, "optimizer state");
+      expected.add(s.name);
+    }
+    const extra = Object.keys(state.params).find((n) => !expected.has(n));
+    if (extra) throw new Error(`importState: unknown parameter "${extra}" for this model config`);
+    for (const [t, a] of writes) writeTensor(t, a.data);
+    this.#step = state.step;
+    await this.#gpu.commands.finish();
+  }
+
+  /** GPU bytes in use on this rank now, and the peak since the last call. */
+  memory(): { inUseBytes: number; peakBytes: number } {
+    const pool = this.#gpu.pool;
+    const out = { inUseBytes: pool.inUseBytes, peakBytes: pool.peakInUseBytes };
+    pool.resetPeak();
+    return out;
+  }
+
+  /** Frees parameters, gradients and optimizer states. */
+  destroy(): void {
+    this.net.destroy();
+    for (const t of [...this.#m.values(), ...this.#v.values()]) t.release();
+    this.#m.clear();
+    this.#v.clear();
+  }
+}
