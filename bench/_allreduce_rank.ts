@@ -2,7 +2,8 @@
  * One rank of bench/allreduce_bandwidth.ts, started by the launcher (RANK, WORLD_SIZE,
  * MASTER_ADDR/PORT, LASP_TOKEN). Per size: validates the ring all-reduce (every element of
  * the sum of rank-valued buffers is exact), then times raw point-to-point sends rank 0 → 1
- * (one message of the whole buffer, acknowledged), the ring all-reduce and the direct
+ * (one message of the whole buffer, acknowledged), the same in both directions at once, the
+ * ring all-reduce and the direct
  * all-reduce of the Communicator. The slowest rank's time counts. Rank 0 prints
  * `RESULT <json>`. Arguments: --sizes MiB,… --reps N --piece-bytes B
  */
@@ -14,6 +15,8 @@ import { flag, median } from "./_timing.ts";
 export interface SizeResult {
   mib: number;
   p2pMs: number;
+  /** Ranks 0 and 1 send each other the buffer at the same time. */
+  duplexMs: number;
   ringMs: number;
   directMs: number;
 }
@@ -62,9 +65,17 @@ for (const mib of sizes) {
       comm.send(0, { ...tag, dir: 17 }, new Float32Array(1));
     }
   });
+  // both directions at once: what each link of a ring carries
+  const duplexMs = await time(async () => {
+    const tag = { step: p2pSeq++, layer: 0, dir: 18 };
+    if (rank < 2) {
+      comm.send(1 - rank, tag, buf);
+      await comm.recv(1 - rank, tag);
+    }
+  });
   const ringMs = await time(() => ringAllReduce(comm, buf, { pieceBytes }));
   const directMs = await time(() => comm.allReduce(buf));
-  results.push({ mib, p2pMs, ringMs, directMs });
+  results.push({ mib, p2pMs, duplexMs, ringMs, directMs });
 }
 await comm.close();
 if (rank === 0) console.log(`RESULT ${JSON.stringify(results)}`);

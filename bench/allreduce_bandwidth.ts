@@ -1,6 +1,7 @@
 // All-reduce bandwidth on loopback: W = 2 and 4 rank processes started by the launcher
 // (lib/launch/launcher.ts, torchrun-style variables), talking over WebSockets. Per size, in
-// the same run: raw point-to-point bandwidth rank 0 → 1 (one message of the whole buffer),
+// the same run: raw point-to-point bandwidth rank 0 → 1 (one message of the whole buffer), the
+// same with both ranks sending at once (each link of a ring carries traffic both ways),
 // ring all-reduce bus bandwidth busBW = 2(W−1)/W · bytes / time, and the Communicator's
 // direct all-reduce for comparison; each all-reduce is validated (exact sums) before it is
 // timed. Then memory per rank per ZeRO stage for the 125m and 1b presets, from the sharding
@@ -53,21 +54,25 @@ for (const W of rankCounts) {
   }
   for (const r of result) {
     const bytes = r.mib * MiB;
-    const p2p = bytes / MiB / (r.p2pMs / 1000);
+    const p2p = bytes / MiB / (r.p2pMs / 1000), duplex = bytes / MiB / (r.duplexMs / 1000);
     const bus = (2 * (W - 1)) / W * bytes / MiB;
     const ring = bus / (r.ringMs / 1000), direct = bus / (r.directMs / 1000);
     rows.push(
-      `| ${W} | ${r.mib} | ${p2p.toFixed(0)} | ${r.ringMs.toFixed(1)} | ${ring.toFixed(0)} | ${
-        (100 * ring / p2p).toFixed(0)
-      }% | ${r.directMs.toFixed(1)} | ${direct.toFixed(0)} |`,
+      `| ${W} | ${r.mib} | ${p2p.toFixed(0)} | ${duplex.toFixed(0)} | ${r.ringMs.toFixed(1)} | ${
+        ring.toFixed(0)
+      } | ${(100 * ring / p2p).toFixed(0)}% | ${(100 * ring / duplex).toFixed(0)}% | ${
+        r.directMs.toFixed(1)
+      } | ${direct.toFixed(0)} |`,
     );
   }
 }
 console.log(
   "\nAll-reduce on loopback, WebSocket processes (MiB/s; busBW = 2(W−1)/W · bytes / time)",
 );
-console.log("| W | MiB | p2p MiB/s | ring ms | ring busBW | ring/p2p | direct ms | direct busBW |");
-console.log("|---|---|---|---|---|---|---|---|");
+console.log(
+  "| W | MiB | p2p MiB/s | p2p both ways, MiB/s each | ring ms | ring busBW | ring/p2p | ring/both-ways | direct ms | direct busBW |",
+);
+console.log("|---|---|---|---|---|---|---|---|---|---|");
 for (const row of rows) console.log(row);
 
 // memory per rank per ZeRO stage, from the layouts the optimizer uses (f32 everywhere)
