@@ -1,6 +1,6 @@
 /**
  * The whole model against its float64 definition (lib/model/reference.ts) at tiny size
- * (vocab 32, dim 16, 2 heads, 2 layers, n = 24): the GPU loss equals the float64 loss, and
+ * (vocab 256 with ids below 32, dim 16, 2 heads, 2 layers, batch 2, n = 24): the GPU loss equals the float64 loss, and
  * the GPU gradients equal central differences of the float64 loss on a random subset of
  * every parameter tensor's entries. Both model kinds, with and without norm gains and tied
  * embeddings, with and without recomputation. Seen on lavapipe: loss ≤ 1.1e-7 relative,

@@ -33,6 +33,17 @@ export function modelLossReference(
   params: ReferenceParams,
   tokens: { inputs: ArrayLike<number>; targets: ArrayLike<number>; batch: number },
 ): number {
+  const logits = modelLogitsReference(config, params, tokens);
+  const rows = tokens.inputs.length;
+  return crossEntropyReference(logits, tokens.targets, { rows, vocab: config.vocabSize }).mean;
+}
+
+/** Logits [batch·N, vocab] of the model on whole sequences ([batch, N] ids), in float64. */
+export function modelLogitsReference(
+  config: ModelConfig,
+  params: ReferenceParams,
+  tokens: { inputs: ArrayLike<number>; batch: number },
+): Float64Array {
   const c = config;
   const { batch } = tokens;
   const length = tokens.inputs.length / batch, rows = batch * length;
@@ -70,6 +81,5 @@ export function modelLossReference(
   }
   const hf = norm(x, c.normGain ? "final_norm.weight" : undefined);
   const head = params[c.tieEmbeddings ? "embed_tokens.weight" : "lm_head.weight"];
-  const logits = linearRef(hf, head, rows, c.vocabSize);
-  return crossEntropyReference(logits, tokens.targets, { rows, vocab: c.vocabSize }).mean;
+  return linearRef(hf, head, rows, c.vocabSize);
 }
