@@ -6,14 +6,20 @@ import { deepEqual, equal } from "node:assert/strict";
 import { freePort } from "../lib/dist/worker_ranks.ts";
 
 const script = new URL("./_env_rank.ts", import.meta.url).pathname;
+/** This process's environment without any launcher's variables (the test may run under one). */
+const baseEnv = Object.fromEntries(
+  Object.entries(Deno.env.toObject()).filter(([k]) =>
+    !/^(RANK|WORLD_SIZE|LOCAL_RANK|MASTER_ADDR|MASTER_PORT|SLURM_.*|OMPI_.*|LASP_.*)$/.test(k)
+  ),
+);
 
 async function runRanks(envOf: (rank: number) => Record<string, string>, world: number) {
   const outputs = await Promise.all(
     Array.from({ length: world }, (_, rank) =>
       new Deno.Command(Deno.execPath(), {
         args: ["run", "-A", script],
-        env: { ...envOf(rank), LASP_GPU: "deno" },
-        clearEnv: false,
+        env: { ...baseEnv, ...envOf(rank) },
+        clearEnv: true,
         stdout: "piped",
         stderr: "piped",
       }).output()),
