@@ -212,3 +212,43 @@ export {
   sequenceRange,
   sliceSequence,
 } from "./lib/lasp/split.ts";
+// Model forward/backward, trainer, sampling (training core)
+export {
+  type HeadDims,
+  headsToTokens,
+  mergeQkvu,
+  type QkvuParts,
+  splitQkvu,
+  tokensToHeads,
+} from "./lib/ops/heads/heads.ts";
+export {
+  blockBackward,
+  type BlockContext,
+  blockForward,
+  blockParamNames,
+  type BlockParams,
+  type BlockSaved,
+  linear,
+  linearBackward,
+} from "./lib/model/block.ts";
+export { type LossResult, Model, type TokenBatch } from "./lib/model/model.ts";
+export { initParams } from "./lib/model/init.ts";
+export {
+  modelLogitsReference,
+  modelLossReference,
+  type ReferenceParams,
+} from "./lib/model/reference.ts";
+export { generate, type GenerateOptions, sampleToken } from "./lib/model/generate.ts";
+export { Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
+export { learningRate } from "./lib/train/schedule.ts";
+export { resolveTrainConfig } from "./lib/train/validate.ts";
+export { GradReducer, type ReducedGradients } from "./lib/train/grad_reduce.ts";
+export {
+  DEFAULT_TRAIN_CONFIG,
+  type MicroBatch,
+  type NamedArrays,
+  type StepStats,
+  type TrainConfig,
+  type TrainerLike,
+  type TrainerState,
+} from "./lib/train/types.ts";

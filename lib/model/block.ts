@@ -29,13 +29,20 @@ import type { ModelConfig } from "./config.ts";
 
 /** Parameters (or their gradients) of one block; gains only with `normGain`. */
 export interface BlockParams {
-  tokenNorm?: Tensor; // [D]
-  qkvu: Tensor; // [4D, D]
-  out: Tensor; // [D, D]
-  channelNorm?: Tensor; // [D]
-  l1: Tensor; // [G, D]
-  l2: Tensor; // [G, D]
-  l3: Tensor; // [D, G]
+  /** [D] */
+  tokenNorm?: Tensor;
+  /** [4D, D] */
+  qkvu: Tensor;
+  /** [D, D] */
+  out: Tensor;
+  /** [D] */
+  channelNorm?: Tensor;
+  /** [G, D] */
+  l1: Tensor;
+  /** [G, D] */
+  l2: Tensor;
+  /** [D, G] */
+  l3: Tensor;
 }
 
 /** Checkpoint names of block `l`'s parameters, by {@linkcode BlockParams} field. */
@@ -54,12 +61,17 @@ export function blockParamNames(l: number): Record<keyof BlockParams, string> {
 
 /** What a block needs besides its input. */
 export interface BlockContext {
+  /** Device. */
   gpu: Gpu;
+  /** Model configuration. */
   config: ModelConfig;
+  /** Sequence-parallel attention of this rank (plain kernel when T = 1). */
   attention: LaspAttention;
+  /** Layer index l (tags LASP messages). */
   layer: number;
   /** λ per head of this layer. */
   decay: readonly number[];
+  /** The block's parameters. */
   params: BlockParams;
   /** Gradients, added to by the backward. */
   grads: BlockParams;
@@ -67,25 +79,44 @@ export interface BlockContext {
 
 /** Activations the backward needs (all [B, n, ·] unless noted). */
 export interface BlockSaved {
+  /** Sequences B. */
   batch: number;
+  /** Tokens n of this rank. */
   length: number;
-  h1: Tensor; // [B, n, D]
-  rstd1: Tensor; // [B·n]
-  qRaw: Tensor; // [B, H, n, hd] before φ
-  kRaw: Tensor; // [B, H, n, hd] before φ
-  q: Tensor; // [B, H, n, hd] φ(q), kept by LASP too
-  k: Tensor; // [B, H, n, hd]
-  v: Tensor; // [B, H, n, hd]
-  u: Tensor; // [B, n, D] gate
-  o: Tensor; // [B, n, D] attention output, token layout
-  rstdO: Tensor; // [B·n]
-  y: Tensor; // [B, n, D] normalized, gated
-  x2: Tensor; // [B, n, D]
-  h2: Tensor; // [B, n, D]
-  rstd2: Tensor; // [B·n]
-  a: Tensor; // [B·n, G]
-  b: Tensor; // [B·n, G]
-  g: Tensor; // [B·n, G] = a ⊙ b
+  /** [B, n, D] */
+  h1: Tensor;
+  /** [B·n] */
+  rstd1: Tensor;
+  /** [B, H, n, hd] before φ */
+  qRaw: Tensor;
+  /** [B, H, n, hd] before φ */
+  kRaw: Tensor;
+  /** [B, H, n, hd] φ(q), kept by LASP too */
+  q: Tensor;
+  /** [B, H, n, hd] */
+  k: Tensor;
+  /** [B, H, n, hd] */
+  v: Tensor;
+  /** [B, n, D] gate */
+  u: Tensor;
+  /** [B, n, D] attention output, token layout */
+  o: Tensor;
+  /** [B·n] */
+  rstdO: Tensor;
+  /** [B, n, D] normalized, gated */
+  y: Tensor;
+  /** [B, n, D] */
+  x2: Tensor;
+  /** [B, n, D] */
+  h2: Tensor;
+  /** [B·n] */
+  rstd2: Tensor;
+  /** [B·n, G] */
+  a: Tensor;
+  /** [B·n, G] */
+  b: Tensor;
+  /** [B·n, G] = a ⊙ b */
+  g: Tensor;
 }
 
 /** `x · Wᵀ` for x [rows, in] and W [out, in] (PyTorch's Linear). */

@@ -15,6 +15,7 @@ import { Model } from "./model.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
+  /** Model configuration of the parameters. */
   model: ModelConfig;
   /** Parameters by checkpoint name (`TrainerState.params`). */
   params: NamedArrays;

@@ -39,14 +39,17 @@ import {
 
 /** Token ids of one micro-batch on this rank: [batch, n] row-major. */
 export interface TokenBatch {
+  /** Input ids [batch, n]. */
   inputs: Uint32Array;
   /** Next-token targets, same shape; absent for logits only. */
   targets?: Uint32Array;
+  /** Sequences in the micro-batch. */
   batch: number;
 }
 
 /** What the forward keeps for the backward. */
 interface ForwardState {
+  /** Sequences in the micro-batch. */
   batch: number;
   length: number;
   plan: EmbeddingPlan;

@@ -39,7 +39,9 @@ import type {
 
 /** Options of {@linkcode Trainer.create}. */
 export interface TrainerOptions {
+  /** Model configuration. */
   model: ModelConfig;
+  /** Optimization settings. */
   train: TrainConfig;
   /** Ranks and groups: SP size and this rank's SP index pick the slice, DP the batch shard. */
   comm: Communicator;
@@ -47,8 +49,11 @@ export interface TrainerOptions {
 
 /** One rank's trainer. */
 export class Trainer implements TrainerLike {
+  /** Model configuration. */
   readonly model: ModelConfig;
+  /** Optimization settings (validated). */
   readonly train: TrainConfig;
+  /** Ranks and groups of the run. */
   readonly comm: Communicator;
   /** The rank's model (parameters, gradients, forward/backward). */
   readonly net: Model;

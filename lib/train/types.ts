@@ -62,7 +62,9 @@ export const DEFAULT_TRAIN_CONFIG: Readonly<TrainConfig> = Object.freeze({
  * `inputs` and `targets` are [batch, localLength] row-major, localLength = seqLen / SP.
  */
 export interface MicroBatch {
+  /** Input ids [batch, localLength]. */
   inputs: Uint32Array;
+  /** Next-token ids [batch, localLength]. */
   targets: Uint32Array;
   /** Sequences in the micro-batch (this rank's DP shard). */
   batch: number;
@@ -84,6 +86,7 @@ export interface StepStats {
 
 /** Named host arrays of a rank's state, as written into a checkpoint. */
 export interface NamedArrays {
+  /** Row-major data and its shape. */
   [name: string]: { data: Float32Array; shape: number[] };
 }
 
@@ -99,7 +102,9 @@ export interface TrainerState {
 
 /** The training core as drivers use it. */
 export interface TrainerLike {
+  /** Model configuration. */
   readonly model: ModelConfig;
+  /** Optimization settings. */
   readonly train: TrainConfig;
   /** One optimizer step over `micro.length === train.gradAccum` micro-batches. */
   step(micro: MicroBatch[]): Promise<StepStats>;

@@ -20,9 +20,11 @@ type Entry = "split_qkvu" | "merge_qkvu" | "heads_to_tokens" | "tokens_to_heads"
 
 /** Sizes of the two layouts. */
 export interface HeadDims {
+  /** Sequences B. */
   batch: number;
   /** Tokens n. */
   length: number;
+  /** Heads H. */
   heads: number;
   /** Width per head hd (D = heads · hd). */
   headDim: number;
@@ -59,10 +61,14 @@ async function launch(
 
 /** The parts of the fused projection. */
 export interface QkvuParts {
-  q: Tensor; // [B, H, n, hd]
-  k: Tensor; // [B, H, n, hd]
-  v: Tensor; // [B, H, n, hd]
-  u: Tensor; // [B, n, D]
+  /** [B, H, n, hd] */
+  q: Tensor;
+  /** [B, H, n, hd] */
+  k: Tensor;
+  /** [B, H, n, hd] */
+  v: Tensor;
+  /** [B, n, D] */
+  u: Tensor;
 }
 
 /** q, k, v `[B, H, n, hd]` and u `[B, n, D]` from the fused projection `[B, n, 4D]`. */
