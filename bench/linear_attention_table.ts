@@ -5,7 +5,7 @@
 // T = B·H·N; "% peak" is of the H100's fp32 FMA peak (66.9 TFLOP/s). Usage:
 //   deno run -A bench/linear_attention_table.ts [--gpu deno|dawn|auto] [--shapes paper|small|B,H,N,d;…]
 //     [--chunk 64,32] [--tile auto,4x8,8x4] [--bk auto,16,8] [--state-tile auto,128x128/8x8,64x64/4x4]
-//     [--state-mb 256,32] [--iters 10] [--breakdown]
+//     [--state-mb 256,32] [--part auto,4,16] [--iters 10] [--breakdown]
 import { GpuProfiler, openDevice, type Tensor, uploadTensor } from "../mod.ts";
 import {
   laBackward,
@@ -20,7 +20,7 @@ import {
 import {
   chooseOutputTile,
   chooseStateTile,
-  segmentChunks,
+  partitioning,
 } from "../lib/ops/linear_attention/config.ts";
 import { outputGeometry } from "../shaders/linear_attention/chunk_output.ts";
 import { randomArray } from "../lib/testing/reference.ts";
@@ -48,18 +48,21 @@ for (const chunk of list("chunk", "64").map(Number)) {
     for (const bk of list("bk", "auto")) {
       for (const st of list("state-tile", "auto")) {
         for (const mb of list("state-mb", "256")) {
-          const [tm, tn] = auto(tile, (s) => s.split("x").map(Number)) ?? [];
-          variants.push({
-            chunk,
-            tm,
-            tn,
-            bk: auto(bk, Number),
-            stateTile: auto(st, (s) => {
-              const [b, t] = s.split("/").map((x) => x.split("x").map(Number));
-              return { bm: b[0], bn: b[1], tm: t[0], tn: t[1], bk: 16 };
-            }),
-            stateBudgetBytes: Number(mb) * 2 ** 20,
-          });
+          for (const part of list("part", "auto")) {
+            const [tm, tn] = auto(tile, (s) => s.split("x").map(Number)) ?? [];
+            variants.push({
+              chunk,
+              tm,
+              tn,
+              bk: auto(bk, Number),
+              stateTile: auto(st, (s) => {
+                const [b, t] = s.split("/").map((x) => x.split("x").map(Number));
+                return { bm: b[0], bn: b[1], tm: t[0], tn: t[1], bk: 16 };
+              }),
+              stateBudgetBytes: Number(mb) * 2 ** 20,
+              partChunks: auto(part, Number),
+            });
+          }
         }
       }
     }
@@ -69,8 +72,9 @@ for (const chunk of list("chunk", "64").map(Number)) {
 /** What a variant resolves to at a shape (auto fields filled in). */
 function describe(t: LaTuning, s: LaShape): string {
   const o = chooseOutputTile(gpu, s.dv, t), st = chooseStateTile(s, t);
+  const part = partitioning(gpu, s, o.chunk, t);
   return `C${o.chunk} out ${o.tm}x${o.tn}/bn${outputGeometry(o).bn}/bk${o.bk} ` +
-    `state ${st.bm}x${st.bn}/${st.tm}x${st.tn} seg ${segmentChunks(gpu, s, o.chunk, t)}`;
+    `state ${st.bm}x${st.bn}/${st.tm}x${st.tn} part ${part.partChunks} seg ${part.segChunks}`;
 }
 
 console.log(`device: ${gpu.adapterName} (${gpu.implementation}), ${variants.length} variant(s)`);

@@ -111,9 +111,10 @@ Deno.test("linear attention with chunks of 32 and tile variants", async () => {
   const gpu = await testGpu();
   const shape = { batch: 1, heads: 2, length: 100, dk: 32, dv: 64 };
   const c = makeCase(shape, 123, true);
-  const tunings: LaTuning[] = [{ chunk: 32 }, { chunk: 64, tm: 8, tn: 4 }, {
+  const tunings: LaTuning[] = [{ chunk: 32, partChunks: 3 }, { chunk: 64, tm: 8, tn: 4 }, {
     chunk: 64,
     bk: 8,
+    partChunks: 2,
     stateTile: { bm: 64, bn: 64, tm: 4, tn: 4, bk: 8 },
   }];
   for (const tuning of tunings) {
@@ -126,18 +127,27 @@ Deno.test("linear attention with chunks of 32 and tile variants", async () => {
   }
 });
 
-Deno.test("linear attention over several state segments equals one segment", async () => {
+Deno.test("linear attention with multi-chunk parts and several state segments", async () => {
   const gpu = await testGpu();
   const shape = { batch: 2, heads: 2, length: 300, dk: 16, dv: 32 };
   const c = makeCase(shape, 321, true);
-  // Budget for 2 chunks' states: 5 chunks → segments of 2, 2, 1.
   const perChunk = shape.batch * shape.heads * shape.dk * shape.dv * 4;
-  for (const init of [false, true]) {
+  // 5 chunks of 64 (the last one 44 tokens) as: parts of 2 and 3 in one segment; segments of
+  // 2 chunks (parts of 1, 2); segments of 4 chunks in parts of 2 (the last part one chunk).
+  const tunings: LaTuning[] = [
+    { partChunks: 2 },
+    { partChunks: 3 },
+    { stateBudgetBytes: 2 * perChunk, partChunks: 1 },
+    { stateBudgetBytes: 2 * perChunk, partChunks: 2 },
+    { stateBudgetBytes: 4 * perChunk, partChunks: 2 },
+  ];
+  for (const [i, tuning] of tunings.entries()) {
+    const init = i % 2 === 0;
     await checkAgainstReference(gpu, c, {
       init,
       dFinal: !init,
-      tuning: { stateBudgetBytes: 2 * perChunk },
-      label: name(shape, true, ` segmented S0=${init}`),
+      tuning,
+      label: name(shape, true, ` ${JSON.stringify(tuning)} S0=${init}`),
     });
   }
 });
@@ -218,8 +228,10 @@ Deno.test("LASP pieces: local state, local state gradient, state propagation", a
     [uploadTensor(gpu, c.v, s.v), uploadTensor(gpu, c.dO, s.v)],
   );
   const s0 = uploadTensor(gpu, c.initialState, s.state);
-  const local = await laLocalState(gpu, { k, v, decay: c.decay });
-  const localGrad = await laLocalStateGrad(gpu, { q, dO, decay: c.decay });
+  // parts of 2 chunks, segments of 2 parts: 3 chunks → one full and one partial part
+  const tuning = { partChunks: 2, stateBudgetBytes: 4 * 2 * 2 * 32 * 16 * 4 };
+  const local = await laLocalState(gpu, { k, v, decay: c.decay, tuning });
+  const localGrad = await laLocalStateGrad(gpu, { q, dO, decay: c.decay, tuning });
   const propagated = await laPropagateState(gpu, { state: s0, local, decay: c.decay, length: 150 });
   const fwd = await laForward(gpu, { q, k, v, decay: c.decay, initialState: s0 });
   const bwd = await laBackward(gpu, { q, k, v, dO, decay: c.decay });

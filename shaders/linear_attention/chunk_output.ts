@@ -13,8 +13,10 @@
  * | `la_bwd_dk`  dK    | dO | V  | Xᵀ | Q  | V  | Gᵀ   | Γ |
  * | `la_bwd_dv`  dV    | Q  | K  | Xᵀ | dO | K  | G    | Γ |
  *
- * S = S_(c−1) (state before the chunk), G = G_c (gradient of the state after it), both read
- * per chunk from the scan's output `st[bh, chunk − chunkBase]` ([dk, dv], f32).
+ * S = S_(c−1) (state before the chunk), G = G_c (gradient of the state after it), both formed
+ * as `st + w · sp`: the chunk's part-local prefix `st[bh, chunk − chunkBase]` plus its part's
+ * incoming value `sp[bh, part − firstPart]` decayed by w = λ^(tokens from the part's start to
+ * the chunk) for S, λ^(tokens from the chunk to the part's end) for G ([dk, dv], f32).
  * M_ij = λ^(i−j) for j ≤ i (else 0), Λ = diag(λ^1 … λ^C), Γ = diag(λ^(len−1) … λ^0).
  *
  * Phases: (1) X, by (C/4)² threads of 4×4 each, the lower-triangle blocks computed and the
@@ -205,6 +207,11 @@ export function outputWgsl(c: OutputConfig): string {
     rows: bn,
     along: form.transposeState ? "k" : "r",
     base: form.transposeState ? "stBase + n0 * p.e" : "stBase + n0",
+    plus: {
+      src: "sp",
+      base: form.transposeState ? "spBase + n0 * p.e" : "spBase + n0",
+      weight: "wPart",
+    },
     ld: form.transposeState ? "p.e" : "p.n",
     rLimit: "p.n - n0",
     kLimit: "p.e",
@@ -268,7 +275,7 @@ export function outputWgsl(c: OutputConfig): string {
   }
 struct Params {
   seqLen: u32, heads: u32, chunkBase: u32, segChunks: u32,
-  d1: u32, e: u32, n: u32,
+  partChunks: u32, segParts: u32, d1: u32, e: u32, n: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> decay: array<f32>; // [H] log2 λ
@@ -279,7 +286,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read> st: ${
     storageArray("f32", c.vec)
   }; // [BH, segChunks, e, n] (or [.., n, e])
-@group(0) @binding(7) var<storage, read_write> out: ${io}; // [BH, N, n]
+@group(0) @binding(7) var<storage, read> sp: ${
+    storageArray("f32", c.vec)
+  }; // [BH, segParts, e, n] (or [.., n, e])
+@group(0) @binding(8) var<storage, read_write> out: ${io}; // [BH, N, n]
 
 var<workgroup> xs: array<vec4<f32>, ${(c.chunk * c.chunk) / 4}>; // X′ as [s][r]
 var<workgroup> sa: array<vec4<f32>, ${(c.bk * c.chunk) / 4}>; // [bk][C]
@@ -297,6 +307,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let ty = tid / ${tx}u;
   let row0 = ty * ${c.tm}u;
   let stBase = (bh * p.segChunks + cl) * p.e * p.n;
+  // The state term is st (part-local prefix) + wPart · sp (the part's incoming value).
+  let chunk = p.chunkBase + cl;
+  let part0 = (chunk / p.partChunks) * p.partChunks; // first chunk of the part
+  let spBase = (bh * p.segParts + chunk / p.partChunks - p.chunkBase / p.partChunks) * p.e * p.n;
+  ${
+    form.weights === "lambda"
+      // S: decayed over the tokens from the part's start to the chunk's start
+      ? `let wPart = exp2(f32((chunk - part0) * ${c.chunk}u) * l2);`
+      // G: decayed over the tokens from the chunk's end to the part's end
+      : `let wPart = exp2(f32(min(p.seqLen, (part0 + p.partChunks) * ${c.chunk}u) - min(p.seqLen, (chunk + 1u) * ${c.chunk}u)) * l2);`
+  }
   let oBase = (bh * p.seqLen + tok0) * p.n;
   ${scorePhase(c, threads)}
   // Phase 2: state term.

@@ -50,8 +50,12 @@ export interface TileLoad {
   rLimit: string;
   /** Reduction indices k0 + k < kLimit exist; the rest load as 0. */
   kLimit: string;
-  /** `along: "r"` only: a weight per reduction index (WGSL f32 of the index expression). */
-  scale?: (k: string) => string;
+  /** `along: "r"` only: a weight per line (WGSL f32 of the line index expression). */
+  scale?: (line: string) => string;
+  /** `along: "r"` only: line index of reduction offset k0 + k (default: itself). */
+  line?: (k: string) => string;
+  /** Adds `weight · plus.src[same element relative to plus.base]` (f32 source, same layout). */
+  plus?: { src: string; base: string; weight: string };
   /** Workgroup array<vec4<f32>> of bk·rows/4 vec4s. */
   dst: string;
   /** Threads of the workgroup (`tid` is the local invocation index). */
@@ -66,11 +70,11 @@ export interface TileLoadCode {
   store: string;
 }
 
-/** WGSL that reads element `index` of `t.src` as f32 (or vec4<f32>). */
-function read(t: TileLoad, index: string): string {
-  const value = `${t.src}[${index}]`;
-  if (t.vec) return t.type === "f32" ? value : `vec4<f32>(${value})`;
-  return t.type === "f32" ? value : `f32(${value})`;
+/** WGSL that reads element `index` of `src` (of type `type`) as f32 (or vec4<f32>). */
+function read(src: string, type: IoType, vec: boolean, index: string): string {
+  const value = `${src}[${index}]`;
+  if (vec) return type === "f32" ? value : `vec4<f32>(${value})`;
+  return type === "f32" ? value : `f32(${value})`;
 }
 
 /** Generates the staged load of one tile (see {@linkcode TileLoad}). */
@@ -78,59 +82,59 @@ export function tileLoad(t: TileLoad): TileLoadCode {
   const count = (t.rows * t.bk) / 4; // vec4s in the tile
   const perThread = Math.ceil(count / t.threads);
   const r4 = t.rows / 4, k4 = t.bk / 4;
+  if (t.along === "k" && (t.scale || t.line)) {
+    throw new Error(`tile ${t.name}: scale and line need along: "r"`);
+  }
+  /** Loads the vec4 at `base + rest` (+ the weighted `plus` source), lanes checked by `lane`. */
+  const load = (v: string, rest: string, lane?: (j: number) => string) => {
+    const plus = t.plus;
+    if (t.vec) {
+      const main = read(t.src, t.type, true, `(${t.base} + ${rest}) / 4u`);
+      if (!plus) return `${v} = ${main};`;
+      const extra = read(plus.src, "f32", true, `(${plus.base} + ${rest}) / 4u`);
+      return `${v} = fma(vec4<f32>(${plus.weight}), ${extra}, ${main});`;
+    }
+    const lanes = range(4).map((j) => {
+      let value = read(t.src, t.type, false, `${t.base} + o + ${j}u`);
+      if (plus) {
+        value = `fma(${plus.weight}, ${
+          read(plus.src, "f32", false, `${plus.base} + o + ${j}u`)
+        }, ${value})`;
+      }
+      return `if (${lane!(j)}) { ${v}[${j}] = ${value}; }`;
+    });
+    return `let o = ${rest}; ${lanes.join(" ")}`;
+  };
   const decl: string[] = [], setup: string[] = [], fetch: string[] = [], store: string[] = [];
   for (const l of range(perThread)) {
     const v = `${t.name}${l}`, e = `(tid + ${l * t.threads}u)`;
     const partial = (l + 1) * t.threads > count;
     const inTile = partial ? `${e} < ${count}u && ` : "";
+    const guard = partial ? `if (${e} < ${count}u) ` : "";
     decl.push(`var ${v}: vec4<f32>;`);
     if (t.along === "r") {
       setup.push(`let ${v}k = ${e} / ${r4}u; let ${v}r = (${e} % ${r4}u) * 4u;`);
-      const offset = `${t.base} + (k0 + ${v}k) * ${t.ld} + ${v}r`;
-      const scale = t.scale ? ` * ${t.scale(`k0 + ${v}k`)}` : "";
-      if (t.vec) {
-        fetch.push(
-          `${v} = vec4<f32>(0.0); if (${inTile}k0 + ${v}k < ${t.kLimit} && ${v}r < ${t.rLimit}) { ${v} = ${
-            read(t, `(${offset}) / 4u`)
-          }${scale}; }`,
-        );
-      } else {
-        const lanes = range(4).map((j) =>
-          `if (${v}r + ${j}u < ${t.rLimit}) { ${v}[${j}] = ${read(t, `o + ${j}u`)}; }`
-        ).join(" ");
-        fetch.push(
-          `${v} = vec4<f32>(0.0); if (${inTile}k0 + ${v}k < ${t.kLimit}) { let o = ${offset}; ${lanes} ${
-            t.scale ? `${v} = ${v}${scale};` : ""
-          } }`,
-        );
-      }
-      store.push(
-        `${
-          partial ? `if (${e} < ${count}u) ` : ""
-        }{ ${t.dst}[${v}k * ${r4}u + ${v}r / 4u] = ${v}; }`,
+      const line = t.line ? t.line(`k0 + ${v}k`) : `k0 + ${v}k`;
+      const body = load(v, `${v}l * ${t.ld} + ${v}r`, (j) => `${v}r + ${j}u < ${t.rLimit}`);
+      const rowsOk = t.vec ? ` && ${v}r < ${t.rLimit}` : "";
+      const scale = t.scale ? ` ${v} = ${v} * ${t.scale(`${v}l`)};` : "";
+      fetch.push(
+        `${v} = vec4<f32>(0.0); { let ${v}l = ${line}; if (${inTile}${v}l < ${t.kLimit}${rowsOk}) { ${body}${scale} } }`,
       );
+      store.push(`${guard}{ ${t.dst}[${v}k * ${r4}u + ${v}r / 4u] = ${v}; }`);
     } else {
-      if (t.scale) throw new Error(`tile ${t.name}: a scale needs along: "r"`);
       setup.push(`let ${v}r = ${e} / ${k4}u; let ${v}k = (${e} % ${k4}u) * 4u;`);
-      const offset = `${t.base} + ${v}r * ${t.ld} + k0 + ${v}k`;
-      if (t.vec) {
-        fetch.push(
-          `${v} = vec4<f32>(0.0); if (${inTile}${v}r < ${t.rLimit} && k0 + ${v}k < ${t.kLimit}) { ${v} = ${
-            read(t, `(${offset}) / 4u`)
-          }; }`,
-        );
-      } else {
-        const lanes = range(4).map((j) =>
-          `if (k0 + ${v}k + ${j}u < ${t.kLimit}) { ${v}[${j}] = ${read(t, `o + ${j}u`)}; }`
-        ).join(" ");
-        fetch.push(
-          `${v} = vec4<f32>(0.0); if (${inTile}${v}r < ${t.rLimit}) { let o = ${offset}; ${lanes} }`,
-        );
-      }
+      const body = load(
+        v,
+        `${v}r * ${t.ld} + k0 + ${v}k`,
+        (j) => `k0 + ${v}k + ${j}u < ${t.kLimit}`,
+      );
+      const kOk = t.vec ? ` && k0 + ${v}k < ${t.kLimit}` : "";
+      fetch.push(`${v} = vec4<f32>(0.0); if (${inTile}${v}r < ${t.rLimit}${kOk}) { ${body} }`);
       const lanes = range(4).map((j) =>
         `${t.dst}[(${v}k + ${j}u) * ${r4}u + ${v}r / 4u][${v}r % 4u] = ${v}[${j}];`
       ).join(" ");
-      store.push(`${partial ? `if (${e} < ${count}u) ` : ""}{ ${lanes} }`);
+      store.push(`${guard}{ ${lanes} }`);
     }
   }
   const join = (lines: string[]) => lines.join("\n    ");
@@ -184,6 +188,8 @@ export interface StagedLoop {
   body: (k: number) => string;
   /** WGSL bool: this thread does the math of step `t` (skips causally empty tiles). */
   active?: string;
+  /** Code run at the start of step `t`, before its math (register-only: no barriers). */
+  pre?: string;
 }
 
 /**
@@ -207,6 +213,7 @@ export function stagedLoop(o: StagedLoop): string {
       if (more) {
     ${all("fetch")}
       }
+      ${o.pre ?? ""}
       if (${o.active ?? "true"}) {
       ${math}
       }

@@ -2,11 +2,12 @@
  * Backward linear attention on GPU tensors (docs LASP.md §2), and the local state-gradient
  * contribution sequence parallelism needs (§3).
  *
- * Per segment of chunks, last segment first: recompute S_(c−1) (`la_fwd_chunk_state` +
- * `la_fwd_state_scan`), form G_c (`la_bwd_chunk_dstate` + `la_bwd_dstate_scan`, carrying the
- * running gradient from segment to segment, G of the last chunk = dFinalState), then the
- * fused `la_bwd_dq`, `la_bwd_dk`, `la_bwd_dv` for every chunk in parallel. With more than one
- * segment, a first forward pass over the states leaves the state at each segment start.
+ * Per segment, last segment first: recompute S_(c−1) (`la_fwd_chunk_states` +
+ * `la_fwd_state_scan`), form G_c (`la_bwd_chunk_dstates` + `la_bwd_dstate_scan`, chunks and
+ * parts in reverse, carrying the running gradient from segment to segment; G of the last chunk
+ * = dFinalState), then the fused `la_bwd_dq`, `la_bwd_dk`, `la_bwd_dv` for every chunk in
+ * parallel. With more than one segment, a first pass over the states (part totals only)
+ * leaves the state at each segment start.
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
@@ -18,7 +19,9 @@ import {
   dispatchScan,
   makePlan,
   releasePlan,
+  releaseStates,
   segment,
+  stateBuffers,
 } from "./kernels.ts";
 import { copyTensor } from "./forward.ts";
 
@@ -67,24 +70,22 @@ export async function laBackward(gpu: Gpu, inputs: LaBackwardInputs): Promise<La
   checkTensor("dO", dO, shapes.v, [io]);
   if (initialState) checkTensor("initialState", initialState, shapes.state, ["f32"]);
   if (dFinalState) checkTensor("dFinalState", dFinalState, shapes.state, ["f32"]);
-  const bh = shape.batch * shape.heads, size = bh * shape.dk * shape.dv;
-  const perChunk = [bh, plan.segChunks, shape.dk, shape.dv];
+  const size = shape.batch * shape.heads * shape.dk * shape.dv;
   const dq = emptyTensor(gpu, shapes.qk, io);
   const dk = emptyTensor(gpu, shapes.qk, io);
   const dv = emptyTensor(gpu, shapes.v, io);
   const dInitialState = emptyTensor(gpu, shapes.state); // running G, ends as G_0
   if (dFinalState) copyTensor(gpu, dFinalState, dInitialState);
-  const sBuf = emptyTensor(gpu, perChunk);
-  const gBuf = emptyTensor(gpu, perChunk);
+  const s = stateBuffers(plan), g = stateBuffers(plan);
   // starts[i] = state before segment i (i = 0: S_0).
   const starts = emptyTensor(gpu, [plan.segments, ...shapes.state]);
   if (initialState) copyTensor(gpu, initialState, starts);
   for (let i = 0; i + 1 < plan.segments; i++) {
     const seg = segment(plan, i);
-    await dispatchChunkStates(plan, "fwd", { a: k, b: v, out: sBuf }, seg);
+    await dispatchChunkStates(plan, "fwd", { a: k, b: v, states: s, writePrefix: false }, seg);
     await dispatchScan(plan, {
       reverse: false,
-      buf: sBuf,
+      buf: s.parts,
       carry: starts,
       hasInit: initialState !== undefined || i > 0,
       writePrefix: false,
@@ -95,30 +96,32 @@ export async function laBackward(gpu: Gpu, inputs: LaBackwardInputs): Promise<La
   }
   for (let i = plan.segments - 1; i >= 0; i--) {
     const seg = segment(plan, i);
-    await dispatchChunkStates(plan, "fwd", { a: k, b: v, out: sBuf }, seg);
+    await dispatchChunkStates(plan, "fwd", { a: k, b: v, states: s, writePrefix: true }, seg);
     await dispatchScan(plan, {
       reverse: false,
-      buf: sBuf,
+      buf: s.parts,
       carry: starts,
       hasInit: initialState !== undefined || i > 0,
       writePrefix: true,
       writeFinal: false,
       inOffset: i * size,
     }, seg);
-    await dispatchChunkStates(plan, "bwd", { a: q, b: dO, out: gBuf }, seg);
+    await dispatchChunkStates(plan, "bwd", { a: q, b: dO, states: g, writePrefix: true }, seg);
     await dispatchScan(plan, {
       reverse: true,
-      buf: gBuf,
+      buf: g.parts,
       carry: dInitialState,
       hasInit: dFinalState !== undefined || i < plan.segments - 1,
       writePrefix: true,
       writeFinal: true,
     }, seg);
-    await dispatchOutput(plan, "bwd_dq", { xl: dO, xr: v, a3: dO, b1: k, st: sBuf, out: dq }, seg);
-    await dispatchOutput(plan, "bwd_dk", { xl: dO, xr: v, a3: v, b1: q, st: gBuf, out: dk }, seg);
-    await dispatchOutput(plan, "bwd_dv", { xl: q, xr: k, a3: k, b1: dO, st: gBuf, out: dv }, seg);
+    await dispatchOutput(plan, "bwd_dq", { xl: dO, xr: v, a3: dO, b1: k, states: s, out: dq }, seg);
+    await dispatchOutput(plan, "bwd_dk", { xl: dO, xr: v, a3: v, b1: q, states: g, out: dk }, seg);
+    await dispatchOutput(plan, "bwd_dv", { xl: q, xr: k, a3: k, b1: dO, states: g, out: dv }, seg);
   }
-  for (const t of [sBuf, gBuf, starts]) t.release();
+  releaseStates(s);
+  releaseStates(g);
+  starts.release();
   releasePlan(plan);
   return { dq, dk, dv, dInitialState };
 }
@@ -149,20 +152,20 @@ export async function laLocalStateGrad(gpu: Gpu, inputs: LaLocalStateGradInputs)
   checkTensor("q", q, shapes.qk, [io]);
   checkTensor("dO", dO, shapes.v, [io]);
   const grad = emptyTensor(gpu, shapes.state);
-  const buf = emptyTensor(gpu, [shape.batch * shape.heads, plan.segChunks, shape.dk, shape.dv]);
+  const g = stateBuffers(plan, false);
   for (let i = plan.segments - 1; i >= 0; i--) {
     const seg = segment(plan, i);
-    await dispatchChunkStates(plan, "bwd", { a: q, b: dO, out: buf }, seg);
+    await dispatchChunkStates(plan, "bwd", { a: q, b: dO, states: g, writePrefix: false }, seg);
     await dispatchScan(plan, {
       reverse: true,
-      buf,
+      buf: g.parts,
       carry: grad,
       hasInit: i < plan.segments - 1,
       writePrefix: false,
       writeFinal: true,
     }, seg);
   }
-  buf.release();
+  releaseStates(g);
   releasePlan(plan);
   return grad;
 }

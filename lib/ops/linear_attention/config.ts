@@ -47,6 +47,11 @@ export interface LaTuning {
   /** State kernels' tile. Default: by dk, dv. */
   stateTile?: StateTile;
   /**
+   * Chunks walked in order by one chunk-state workgroup (1 to 16). Default: as many as leave
+   * ≥ 512 workgroups.
+   */
+  partChunks?: number;
+  /**
    * Bytes for one buffer of per-chunk states; longer sequences are processed in segments of
    * chunks that fit. Default 256 MiB (also capped by the device's binding size).
    */
@@ -245,14 +250,38 @@ export function chooseStateTile(s: LaShape, tuning: LaTuning = {}): StateTile {
   return tile;
 }
 
-/** Chunks per segment: as many as fit the state budget and the device's binding size. */
-export function segmentChunks(gpu: Gpu, s: LaShape, chunk: number, tuning: LaTuning = {}): number {
+/** Workgroups the chunk-state kernels should have at least (a big GPU has ≈132 SMs). */
+const TARGET_STATE_WORKGROUPS = 512;
+
+/**
+ * Chunks per part (walked by one chunk-state workgroup) and per segment (whole parts whose
+ * per-chunk states fit the budget and the device's binding size at once).
+ */
+export function partitioning(
+  gpu: Gpu,
+  s: LaShape,
+  chunk: number,
+  tuning: LaTuning = {},
+): { partChunks: number; segChunks: number } {
   const chunks = Math.ceil(s.length / chunk);
-  const perChunk = s.batch * s.heads * s.dk * s.dv * 4;
+  const bh = s.batch * s.heads;
+  const st = chooseStateTile(s, tuning);
+  const tiles = Math.ceil(s.dk / st.bm) * Math.ceil(s.dv / st.bn);
+  const perChunk = bh * s.dk * s.dv * 4;
   const budget = Math.min(
     tuning.stateBudgetBytes ?? DEFAULT_STATE_BUDGET,
     gpu.limits.maxStorageBufferBindingSize,
     gpu.limits.maxBufferSize,
   );
-  return Math.max(1, Math.min(chunks, Math.floor(budget / perChunk), 65535));
+  const fit = Math.max(1, Math.min(Math.floor(budget / perChunk), 65535));
+  if (tuning.partChunks !== undefined && !isPositiveInt(tuning.partChunks)) {
+    throw new Error(
+      `linear attention: partChunks = ${tuning.partChunks} must be a positive integer`,
+    );
+  }
+  const wanted = tuning.partChunks ??
+    Math.floor(chunks / Math.ceil(TARGET_STATE_WORKGROUPS / (bh * tiles)));
+  const partChunks = Math.max(1, Math.min(wanted, 16, fit));
+  const segParts = Math.min(Math.floor(fit / partChunks), Math.ceil(chunks / partChunks));
+  return { partChunks, segChunks: segParts * partChunks };
 }

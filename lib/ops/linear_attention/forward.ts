@@ -3,9 +3,10 @@
  * (docs LASP.md §3): the local state contribution of a block alone, and the propagation of
  * a state across a block.
  *
- * Per segment of chunks: `la_fwd_chunk_state` (L_c for every chunk in parallel) →
- * `la_fwd_state_scan` (S_(c−1) for every chunk, carrying the running state from segment to
- * segment) → `la_fwd_output` (O_c for every chunk in parallel).
+ * Per segment: `la_fwd_chunk_states` (all parts in parallel, each walking its chunks: the
+ * part-local S_(c−1) of every chunk and the part's total) → `la_fwd_state_scan` (over parts:
+ * each part's incoming state, carrying the running state from segment to segment) →
+ * `la_fwd_output` (O_c for every chunk in parallel; S_(c−1) = local prefix + decayed part state).
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
@@ -18,7 +19,12 @@ import {
   type LaPlan,
   makePlan,
   releasePlan,
+  releaseStates,
+  scanSteps,
+  type Segment,
   segment,
+  type StateBuffers,
+  stateBuffers,
 } from "./kernels.ts";
 
 /** Inputs of {@linkcode laForward}. */
@@ -51,32 +57,39 @@ export function copyTensor(gpu: Gpu, src: Tensor, dst: Tensor): void {
 }
 
 /**
- * Records the local state pass over every segment: `buf` gets the per-chunk contributions of
- * the segment (and, with `prefix`, their scan), `carry` the running state.
+ * Records the forward state pass over every segment: chunk states (part-local prefixes and
+ * part totals), then the scan over parts, which leaves each part's incoming state in
+ * `states.parts` and the running state in `carry`; `perSegment` then consumes the segment.
  */
 async function statePass(
   plan: LaPlan,
-  a: Tensor,
-  b: Tensor,
+  k: Tensor,
+  v: Tensor,
   o: {
-    buf: Tensor;
+    states: StateBuffers;
     carry: Tensor;
     hasInit: boolean;
-    perSegment?: (i: number) => Promise<void>;
+    perSegment?: (seg: Segment) => Promise<void>;
   },
 ): Promise<void> {
+  const prefix = o.perSegment !== undefined;
   for (let i = 0; i < plan.segments; i++) {
     const seg = segment(plan, i);
-    await dispatchChunkStates(plan, "fwd", { a, b, out: o.buf }, seg);
+    await dispatchChunkStates(
+      plan,
+      "fwd",
+      { a: k, b: v, states: o.states, writePrefix: prefix },
+      seg,
+    );
     await dispatchScan(plan, {
       reverse: false,
-      buf: o.buf,
+      buf: o.states.parts,
       carry: o.carry,
       hasInit: o.hasInit || i > 0,
-      writePrefix: o.perSegment !== undefined,
+      writePrefix: prefix,
       writeFinal: true,
     }, seg);
-    await o.perSegment?.(i);
+    await o.perSegment?.(seg);
   }
 }
 
@@ -97,20 +110,15 @@ export async function laForward(gpu: Gpu, inputs: LaForwardInputs): Promise<LaFo
   const o = emptyTensor(gpu, shapes.v, io);
   const finalState = emptyTensor(gpu, shapes.state);
   if (initialState) copyTensor(gpu, initialState, finalState);
-  const states = emptyTensor(gpu, [shape.batch * shape.heads, plan.segChunks, shape.dk, shape.dv]);
+  const states = stateBuffers(plan);
   await statePass(plan, k, v, {
-    buf: states,
+    states,
     carry: finalState,
     hasInit: initialState !== undefined,
-    perSegment: (i) =>
-      dispatchOutput(
-        plan,
-        "fwd_o",
-        { xl: q, xr: k, a3: q, b1: v, st: states, out: o },
-        segment(plan, i),
-      ),
+    perSegment: (seg) =>
+      dispatchOutput(plan, "fwd_o", { xl: q, xr: k, a3: q, b1: v, states, out: o }, seg),
   });
-  states.release();
+  releaseStates(states);
   releasePlan(plan);
   return { o, finalState };
 }
@@ -141,9 +149,9 @@ export async function laLocalState(gpu: Gpu, inputs: LaLocalStateInputs): Promis
   checkTensor("k", k, shapes.qk, [io]);
   checkTensor("v", v, shapes.v, [io]);
   const state = emptyTensor(gpu, shapes.state);
-  const buf = emptyTensor(gpu, [shape.batch * shape.heads, plan.segChunks, shape.dk, shape.dv]);
-  await statePass(plan, k, v, { buf, carry: state, hasInit: false });
-  buf.release();
+  const states = stateBuffers(plan, false);
+  await statePass(plan, k, v, { states, carry: state, hasInit: false });
+  releaseStates(states);
   releasePlan(plan);
   return state;
 }
@@ -180,18 +188,12 @@ export async function laPropagateState(gpu: Gpu, inputs: LaPropagateInputs): Pro
   checkTensor("state", state, state.shape, ["f32"]);
   const out = emptyTensor(gpu, state.shape);
   copyTensor(gpu, state, out);
-  // One "chunk" spanning the block: out = λ^length · out + local.
-  await dispatchScan(plan, {
-    reverse: false,
-    buf: local,
-    carry: out,
-    hasInit: true,
-    writePrefix: false,
-    writeFinal: true,
-    stride: 1,
-    chunk: length,
-    seqLen: length,
-  }, { first: 0, count: 1 });
+  // One scan step spanning the block: out = λ^length · out + local.
+  await scanSteps(
+    plan,
+    { reverse: false, buf: local, carry: out, hasInit: true, writePrefix: false, writeFinal: true },
+    { first: 0, count: 1, stride: 1, tokens: length, seqLen: length },
+  );
   releasePlan(plan);
   return out;
 }

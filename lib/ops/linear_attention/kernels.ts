@@ -1,7 +1,10 @@
 /**
  * The linear-attention kernel family on the host side: a plan fixes the shape, storage type,
- * chunking and tiles of one call; the three dispatch helpers record the chunk-state, scan
- * and fused-output kernels for one segment of chunks.
+ * chunking (chunks → parts → segments) and tiles of one call; the dispatch helpers record the
+ * chunk-state, scan and fused-output kernels for one segment.
+ *
+ * A part is `partChunks` chunks walked in order by one chunk-state workgroup; a segment is the
+ * run of whole parts whose per-chunk states are held at once (bounded by the state budget).
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
@@ -33,11 +36,11 @@ import {
   type LaShape,
   type LaTuning,
   log2Decay,
-  segmentChunks,
+  partitioning,
   validateShape,
 } from "./config.ts";
 
-/** Everything fixed for one call: shape, storage type, chunking, tiles, decay on the GPU. */
+/** Everything fixed for one call: shape, storage type, partitioning, tiles, decay on the GPU. */
 export interface LaPlan {
   gpu: Gpu;
   shape: LaShape;
@@ -47,8 +50,12 @@ export interface LaPlan {
   chunk: number;
   /** Chunks of the sequence, ⌈N / C⌉. */
   chunks: number;
-  /** Chunks per segment (states of one segment are held at once). */
+  /** Chunks per part. */
+  partChunks: number;
+  /** Chunks per segment (a multiple of partChunks). */
   segChunks: number;
+  /** Parts per segment. */
+  segParts: number;
   /** Segments, ⌈chunks / segChunks⌉. */
   segments: number;
   /** Output tiles for outputs of width dv (O, dV) and dk (dQ, dK). */
@@ -59,10 +66,12 @@ export interface LaPlan {
   log2Decay: Tensor;
 }
 
-/** A run of chunks [first, first + count). */
+/** Chunks [first, first + count) = parts [firstPart, firstPart + parts) of one segment. */
 export interface Segment {
   first: number;
   count: number;
+  firstPart: number;
+  parts: number;
 }
 
 /** Builds the plan of one call (validating shape and decay); release with {@linkcode releasePlan}. */
@@ -76,6 +85,10 @@ export function makePlan(
   validateShape(shape);
   checkIo(gpu, io);
   const l2 = log2Decay(decay, shape.heads);
+  const tileV = chooseOutputTile(gpu, shape.dv, tuning);
+  const chunk = tileV.chunk;
+  const chunks = Math.ceil(shape.length / chunk);
+  const { partChunks, segChunks } = partitioning(gpu, shape, chunk, tuning);
   // A fresh pool buffer has no recorded users, so a queue write needs no submit (writeTensor
   // would submit, splitting a profiled region and the caller's batch of work).
   const log2 = emptyTensor(gpu, [shape.heads]);
@@ -86,10 +99,6 @@ export function makePlan(
     l2.byteOffset,
     l2.byteLength,
   );
-  const tileV = chooseOutputTile(gpu, shape.dv, tuning);
-  const chunk = tileV.chunk;
-  const chunks = Math.ceil(shape.length / chunk);
-  const segChunks = segmentChunks(gpu, shape, chunk, tuning);
   return {
     gpu,
     shape,
@@ -97,7 +106,9 @@ export function makePlan(
     vec: shape.dk % 4 === 0 && shape.dv % 4 === 0,
     chunk,
     chunks,
+    partChunks,
     segChunks,
+    segParts: segChunks / partChunks,
     segments: Math.ceil(chunks / segChunks),
     tileV,
     tileK: chooseOutputTile(gpu, shape.dk, tuning),
@@ -114,7 +125,37 @@ export function releasePlan(plan: LaPlan): void {
 /** Segment `i` of the plan. */
 export function segment(plan: LaPlan, i: number): Segment {
   const first = i * plan.segChunks;
-  return { first, count: Math.min(plan.segChunks, plan.chunks - first) };
+  const count = Math.min(plan.segChunks, plan.chunks - first);
+  return {
+    first,
+    count,
+    firstPart: first / plan.partChunks,
+    parts: Math.ceil(count / plan.partChunks),
+  };
+}
+
+/** Buffers of one segment's states: part-local prefixes per chunk and one value per part. */
+export interface StateBuffers {
+  /** [BH, segChunks, dk, dv]: P_c, the part-local prefix of each chunk. */
+  prefix: Tensor;
+  /** [BH, segParts, dk, dv]: part totals, replaced by each part's incoming value by the scan. */
+  parts: Tensor;
+}
+
+/** Allocates the state buffers of one direction. */
+export function stateBuffers(plan: LaPlan, withPrefix = true): StateBuffers {
+  const { gpu, shape: s } = plan;
+  const bh = s.batch * s.heads;
+  return {
+    prefix: emptyTensor(gpu, withPrefix ? [bh, plan.segChunks, s.dk, s.dv] : [1]),
+    parts: emptyTensor(gpu, [bh, plan.segParts, s.dk, s.dv]),
+  };
+}
+
+/** Returns state buffers to the pool. */
+export function releaseStates(b: StateBuffers): void {
+  b.prefix.release();
+  b.parts.release();
 }
 
 /** Batch·heads. */
@@ -128,13 +169,13 @@ function label(key: string): string {
 }
 
 /**
- * Records L_c = (Γ K_c)ᵀ V_c (`fwd`, a = K, b = V) or D_c = (Λ Q_c)ᵀ dO_c (`bwd`, a = Q,
- * b = dO) for the chunks of `seg` into `out` [BH, segChunks, dk, dv].
+ * Records the chunk-state kernel over the parts of `seg`: `fwd` with a = K, b = V (states S),
+ * `bwd` with a = Q, b = dO (state gradients G); part totals always, prefixes if `writePrefix`.
  */
 export async function dispatchChunkStates(
   plan: LaPlan,
   kind: ChunkStateKind,
-  io: { a: Tensor; b: Tensor; out: Tensor },
+  io: { a: Tensor; b: Tensor; states: StateBuffers; writePrefix: boolean },
   seg: Segment,
 ): Promise<void> {
   const { gpu, shape, stateTile: t } = plan;
@@ -149,16 +190,22 @@ export async function dispatchChunkStates(
         seqLen: shape.length,
         heads: shape.heads,
         chunk: plan.chunk,
-        chunkBase: seg.first,
+        partChunks: plan.partChunks,
+        firstPart: seg.firstPart,
         segChunks: plan.segChunks,
+        segParts: plan.segParts,
         m: shape.dk,
         n: shape.dv,
         tilesN,
+        writePrefix: io.writePrefix ? 1 : 0,
       },
       decay: plan.log2Decay,
-      ...io,
+      a: io.a,
+      b: io.b,
+      prefix: io.states.prefix,
+      total: io.states.parts,
     },
-    workgroups: [seg.count, bh(plan), Math.ceil(shape.dk / t.bm) * tilesN],
+    workgroups: [seg.parts, bh(plan), Math.ceil(shape.dk / t.bm) * tilesN],
   });
 }
 
@@ -166,7 +213,7 @@ export async function dispatchChunkStates(
 export interface ScanOptions {
   /** Reverse scan (gradients) instead of forward (states). */
   reverse: boolean;
-  /** [BH, segChunks, dk, dv] contributions, replaced by prefixes when `writePrefix`. */
+  /** [BH, stride, dk, dv] contributions, replaced by prefixes when `writePrefix`. */
   buf: Tensor;
   /** Running value in and out: [.., BH, dk, dv] (offsets in elements). */
   carry: Tensor;
@@ -175,15 +222,29 @@ export interface ScanOptions {
   writeFinal: boolean;
   inOffset?: number;
   outOffset?: number;
-  /** Chunks per batch·head in `buf`, when not the plan's segment size. */
-  stride?: number;
-  /** Chunk length and sequence length, when not the plan's (state propagation). */
-  chunk?: number;
-  seqLen?: number;
 }
 
-/** Records the scan over the chunks of `seg` (see shaders/linear_attention/state_scan.ts). */
-export async function dispatchScan(plan: LaPlan, o: ScanOptions, seg: Segment): Promise<void> {
+/** Records the scan over the parts of `seg` (see shaders/linear_attention/state_scan.ts). */
+export function dispatchScan(plan: LaPlan, o: ScanOptions, seg: Segment): Promise<void> {
+  const partTokens = plan.partChunks * plan.chunk;
+  return scanSteps(plan, o, {
+    first: seg.firstPart,
+    count: seg.parts,
+    stride: plan.segParts,
+    tokens: partTokens,
+    seqLen: plan.shape.length,
+  });
+}
+
+/**
+ * Records a scan over `count` steps of `tokens` tokens each (the last one cut at `seqLen`):
+ * value ← λ^len · value + buf[step].
+ */
+export async function scanSteps(
+  plan: LaPlan,
+  o: ScanOptions,
+  steps: { first: number; count: number; stride: number; tokens: number; seqLen: number },
+): Promise<void> {
   const { gpu, shape } = plan;
   const key = stateScanKey(o.reverse);
   const kernel = await gpu.kernels.get({ key, code: () => stateScanWgsl(o.reverse) });
@@ -192,12 +253,12 @@ export async function dispatchScan(plan: LaPlan, o: ScanOptions, seg: Segment): 
     label: key,
     bindings: {
       p: {
-        seqLen: o.seqLen ?? shape.length,
+        seqLen: steps.seqLen,
         heads: shape.heads,
-        chunk: o.chunk ?? plan.chunk,
-        chunkBase: seg.first,
-        segChunks: o.stride ?? plan.segChunks,
-        count: seg.count,
+        chunk: steps.tokens,
+        chunkBase: steps.first,
+        segChunks: steps.stride,
+        count: steps.count,
         size,
         hasInit: o.hasInit ? 1 : 0,
         writePrefix: o.writePrefix ? 1 : 0,
@@ -219,8 +280,8 @@ export interface OutputOperands {
   xr: Tensor;
   a3: Tensor;
   b1: Tensor;
-  /** Per-chunk states of the segment [BH, segChunks, dk, dv]. */
-  st: Tensor;
+  /** The segment's states after the scan: S for O and dQ, G for dK and dV. */
+  states: StateBuffers;
   out: Tensor;
 }
 
@@ -247,12 +308,20 @@ export async function dispatchOutput(
         heads: shape.heads,
         chunkBase: seg.first,
         segChunks: plan.segChunks,
+        partChunks: plan.partChunks,
+        segParts: plan.segParts,
         d1,
         e: d1,
         n,
       },
       decay: plan.log2Decay,
-      ...io,
+      xl: io.xl,
+      xr: io.xr,
+      a3: io.a3,
+      b1: io.b1,
+      st: io.states.prefix,
+      sp: io.states.parts,
+      out: io.out,
     },
     workgroups: [seg.count, bh(plan), Math.ceil(n / outputGeometry(tile).bn)],
   });
