@@ -252,3 +252,29 @@ export {
   type TrainerLike,
   type TrainerState,
 } from "./lib/train/types.ts";
+// The training CLI's pieces (lib/cli): options, the run, checkpoints, metrics, loss curve.
+export {
+  DEFAULT_OPTIONS,
+  type ParsedArgs,
+  parseTrainArgs,
+  type ResolvedRun,
+  resolveTrainOptions,
+  type TrainOptions,
+  trainUsage,
+} from "./lib/cli/options.ts";
+export { runTraining, type RunTrainingOptions } from "./lib/cli/run.ts";
+export type { EvalResult, RankArgs, RankResult } from "./lib/cli/loop.ts";
+export {
+  type Checkpoint,
+  type CheckpointMeta,
+  loadCheckpoint,
+  readCheckpointMeta,
+  saveCheckpoint,
+} from "./lib/cli/checkpoint.ts";
+export {
+  type EvalRecord,
+  MetricsLog,
+  type MetricsRecord,
+  type TrainRecord,
+} from "./lib/cli/metrics.ts";
+export { type CurvePoint, type LossCurveOptions, lossCurveSvg } from "./lib/cli/svg.ts";

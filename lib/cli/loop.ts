@@ -24,8 +24,11 @@ import type { Tokenizer } from "../data/tokenizer.ts";
 
 /** What every rank is started with (structured-cloneable). */
 export interface RankArgs {
+  /** The run's options (defaults filled in). */
   options: TrainOptions;
+  /** The model. */
   model: ModelConfig;
+  /** The optimization settings. */
   train: TrainConfig;
   /** Resolved checkpoint path to continue from. */
   resume?: string;
@@ -33,11 +36,18 @@ export interface RankArgs {
   tty: boolean;
   /** Rank 0 prints progress and messages. Default true. */
   verbose?: boolean;
+  /**
+   * Int32 flag set (to 1) by this process on Ctrl-C: the ranks agree after each step and
+   * stop together with a checkpoint.
+   */
+  interrupt?: SharedArrayBuffer;
 }
 
 /** One validation. */
 export interface EvalResult {
+  /** Optimizer steps done. */
   step: number;
+  /** Mean validation loss. */
   valLoss: number;
 }
 
@@ -97,7 +107,6 @@ export async function trainLoop(
     layout,
   });
 
-  const lastStep = o.stopAt ?? o.steps;
   const progress = new Progress({ total: o.steps, start: startStep, tty: args.tty });
   const say = (line: string) => verbose && progress.message(line);
   let metrics: MetricsLog | undefined;
@@ -157,6 +166,13 @@ export async function trainLoop(
     return state;
   };
 
+  const flag = args.interrupt ? new Int32Array(args.interrupt) : undefined;
+  const interrupted = async () => {
+    const mine = flag ? Atomics.load(flag, 0) : 0;
+    if (comm.world === 1) return mine > 0;
+    return (await comm.allReduce(Float32Array.of(mine)))[0] > 0; // every rank decides alike
+  };
+  let lastStep = o.stopAt ?? o.steps;
   for (let step = startStep + 1; step <= lastStep; step++) {
     const micro: MicroBatch[] = [];
     for (let a = 0; a < o.gradAccum; a++) micro.push(sliceMicroBatch(data.loader.next(), layout));
@@ -180,6 +196,10 @@ export async function trainLoop(
       throw new Error(`Training diverged: loss ${stats.loss} at step ${step}`);
     }
     if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < o.steps) await evaluate(step);
+    if (flag && step < lastStep && await interrupted()) {
+      say(`interrupted after step ${step}: resume with --resume ${o.out}`);
+      lastStep = step;
+    }
     if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < lastStep) await save(step);
   }
   const stopped = lastStep < o.steps;

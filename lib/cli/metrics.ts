@@ -8,6 +8,7 @@
 
 /** One optimizer step. */
 export interface TrainRecord {
+  /** Record kind. */
   type: "train";
   /** Optimizer steps done. */
   step: number;
@@ -27,6 +28,7 @@ export interface TrainRecord {
 
 /** One validation. */
 export interface EvalRecord {
+  /** Record kind. */
   type: "eval";
   /** Optimizer steps done when evaluated. */
   step: number;
