@@ -174,9 +174,22 @@ for (const { transport, T, report } of results) {
     ]);
   }
 }
+// bytes per rank and layer must not depend on N: compare across lengths per (transport, T, variant)
+const byConfig = new Map<string, Set<string>>();
+for (const l of lines.slice(1)) {
+  const key = `${l[0]} ${l[1]} T=${l[2]}`;
+  if (!byConfig.has(key)) byConfig.set(key, new Set());
+  byConfig.get(key)!.add(l[8]);
+}
+const growing = [...byConfig].filter(([, bytes]) => bytes.size > 1).map(([key]) => key);
+console.log(
+  growing.length === 0
+    ? `\nbytes sent per rank and layer are the same for every N (${lengths.join(", ")})`
+    : `\nbytes per rank change with N for: ${growing.join("; ")}`,
+);
 const widths = header.map((_, c) => Math.max(...lines.map((l) => l[c].length)));
 console.log(
-  `\nLASP exchange, B=${sizes.batch} H=${sizes.heads} d=${sizes.d} (state ${
+  `LASP exchange, B=${sizes.batch} H=${sizes.heads} d=${sizes.d} (state ${
     (stateBytes / 1024).toFixed(0)
   } KiB per hop), ${layers} layers, median of ${iters}; ${mainGpu.adapterName} (${mainGpu.implementation})`,
 );
