@@ -136,3 +136,23 @@ for (const [world, sp] of [[2, 2], [4, 4], [4, 2]]) {
     deepEqual(outputs[0].stats.map((s) => s.tokens), ref.stats.map((s) => s.tokens));
   });
 }
+
+Deno.test("no GPU memory leaks across steps; recomputation lowers the peak", async () => {
+  const gpu = await testGpu();
+  const model = resolveModelConfig({ ...MODEL, layers: 4, seqLen: 256 });
+  const args: TrainRankArgs = { model: MODEL, train: {}, batch: 2, steps: 0, seed: 5 };
+  const peaks: number[] = [];
+  for (const recompute of [false, true]) {
+    const train = resolveTrainConfig({ ...TRAIN, recompute });
+    const trainer = await Trainer.create(gpu, { model, train, comm: Communicator.solo() });
+    const micro = [{ ...globalBatch(args, 256, 0), batch: 2 }];
+    await trainer.step(micro);
+    const after1 = trainer.memory().inUseBytes;
+    await trainer.step(micro);
+    const m = trainer.memory();
+    equal(m.inUseBytes, after1, `recompute ${recompute}: bytes in use after steps 1 and 2`);
+    peaks.push(m.peakBytes - m.inUseBytes); // activations and temporaries above the resident state
+    trainer.destroy();
+  }
+  ok(peaks[1] < 0.75 * peaks[0], `activation peak with recompute ${peaks[1]} vs ${peaks[0]}`);
+});

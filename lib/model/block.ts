@@ -9,7 +9,10 @@
  *
  * Accumulation rule (llm.c): parameter gradients are added to (`+=`, so micro-batches
  * accumulate), activation gradients are written. Every saved activation is released as soon
- * as the backward has used it; the block input `x` belongs to the caller.
+ * as the backward has used it; the block input `x` belongs to the caller. Each block ends
+ * with a submit: the pool hands a released buffer out again only after the work recorded so
+ * far is submitted, so this bounds the memory held by freed-but-unsubmitted activations to
+ * one block's worth.
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
@@ -205,8 +208,12 @@ export async function blockForward(
     b,
     g,
   };
-  if (options.needsGrad) return { out, saved };
+  if (options.needsGrad) {
+    gpu.commands.submit(); // see the module doc: freed buffers become reusable at a submit
+    return { out, saved };
+  }
   releaseAll(...Object.values(saved).filter((t): t is Tensor => typeof t === "object"));
+  gpu.commands.submit();
   return { out };
 }
 
@@ -276,5 +283,6 @@ export async function blockBackward(
   );
   const dx = await add(gpu, n1.dx, dx2); // [B, n, D]
   releaseAll(n1.dx, dh1, dx2, s.rstd1);
+  gpu.commands.submit();
   return dx;
 }
