@@ -209,6 +209,6 @@ export function layerUnits(params: readonly FlatParam[]): FlatParam[][] {
 }
 
 /** Parameters in the order the backward finishes their gradients (reverse of the forward). */
-export function backwardOrder<T extends FlatParam>(params: readonly T[]): T[] {
+export function backwardOrder<T>(params: readonly T[]): T[] {
   return [...params].reverse();
 }
