@@ -94,6 +94,38 @@ function checkShapeOption(shape: LaShape | undefined, q: Tensor, v: Tensor): voi
   }
 }
 
+/** Host arrays to upload: name → [array or absent, shape, dtype]. */
+type Uploads = Record<string, [LaArray | undefined, number[], IoType]>;
+
+/**
+ * Uploads host arrays, records `op` on the tensors, and reads every output back in one
+ * batched readback (as Float32Arrays, whatever the storage type).
+ */
+async function viaHost<K extends string>(
+  gpu: Gpu,
+  uploads: Uploads,
+  op: (t: Record<string, Tensor | undefined>) => Promise<Record<K, Tensor>>,
+): Promise<Record<K, Float32Array>> {
+  const t: Record<string, Tensor | undefined> = {};
+  for (const [name, [a, dims, dtype]] of Object.entries(uploads)) {
+    t[name] = a ? uploadTensor(gpu, a as Float32Array, dims, dtype) : undefined;
+  }
+  try {
+    const out = await op(t);
+    const names = Object.keys(out) as K[];
+    const data = await downloadTensors(gpu, names.map((n) => out[n]));
+    for (const n of names) out[n].release();
+    const result = {} as Record<K, Float32Array>;
+    names.forEach((n, i) => {
+      const a = data[i];
+      result[n] = a instanceof Float32Array ? a : Float32Array.from(a as ArrayLike<number>);
+    });
+    return result;
+  } finally {
+    for (const x of Object.values(t)) x?.release();
+  }
+}
+
 /**
  * Causal linear attention with per-head decay: o_t = Σ_{s≤t} λ^(t−s) (q_t·k_s) v_s + λ^t q_t S_0,
  * and the final state S_N. Tensors in → tensors out; Float32Arrays in → Float32Arrays out.
@@ -102,7 +134,7 @@ export async function linearAttention<A extends LaArray>(
   gpu: Gpu,
   inputs: LinearAttentionInputs<A>,
 ): Promise<{ o: A; finalState: A }> {
-  const { q, k, v, initialState, shape } = inputs;
+  const { q, k, v, initialState, shape, decay, tuning } = inputs;
   if (shape) validateShape(shape);
   const s = shape ? laShapes(shape) : undefined;
   const host = hostMode({ q, k, v, initialState }, shape, {
@@ -111,32 +143,25 @@ export async function linearAttention<A extends LaArray>(
     v: s?.v,
     initialState: s?.state,
   });
+  type Out = { o: A; finalState: A };
   if (!host) {
     checkShapeOption(shape, q as Tensor, v as Tensor);
-    const out = await laForward(gpu, { ...(inputs as LinearAttentionInputs<Tensor>) });
-    return out as { o: A; finalState: A };
+    const t = inputs as LinearAttentionInputs<Tensor>;
+    return await laForward(gpu, { ...t, decay, tuning }) as Out;
   }
   const io = inputs.dtype ?? "f32";
-  const up = (a: LaArray, dims: number[], dtype: IoType | "f32" = io) =>
-    uploadTensor(gpu, a as Float32Array, dims, dtype);
-  const t = {
-    q: up(q, s!.qk),
-    k: up(k, s!.qk),
-    v: up(v, s!.v),
-    initialState: initialState ? up(initialState, s!.state, "f32") : undefined,
+  const uploads: Uploads = {
+    q: [q, s!.qk, io],
+    k: [k, s!.qk, io],
+    v: [v, s!.v, io],
+    initialState: [initialState, s!.state, "f32"],
   };
-  try {
-    const out = await laForward(gpu, { ...t, decay: inputs.decay, tuning: inputs.tuning });
-    const [o, finalState] = await downloadTensors(gpu, [out.o, out.finalState]);
-    out.o.release();
-    out.finalState.release();
-    return { o: Float32Array.from(o), finalState: finalState as Float32Array } as {
-      o: A;
-      finalState: A;
-    };
-  } finally {
-    for (const x of Object.values(t)) x?.release();
-  }
+  return await viaHost(
+    gpu,
+    uploads,
+    (t) =>
+      laForward(gpu, { q: t.q!, k: t.k!, v: t.v!, initialState: t.initialState, decay, tuning }),
+  ) as Out;
 }
 
 /**
@@ -147,7 +172,7 @@ export async function linearAttentionBackward<A extends LaArray>(
   gpu: Gpu,
   inputs: LinearAttentionBackwardInputs<A>,
 ): Promise<{ dq: A; dk: A; dv: A; dInitialState: A }> {
-  const { q, k, v, initialState, dO, dFinalState, shape } = inputs;
+  const { q, k, v, initialState, dO, dFinalState, shape, decay, tuning } = inputs;
   if (shape) validateShape(shape);
   const s = shape ? laShapes(shape) : undefined;
   const host = hostMode({ q, k, v, dO, initialState, dFinalState }, shape, {
@@ -161,27 +186,27 @@ export async function linearAttentionBackward<A extends LaArray>(
   type Out = { dq: A; dk: A; dv: A; dInitialState: A };
   if (!host) {
     checkShapeOption(shape, q as Tensor, v as Tensor);
-    return await laBackward(gpu, { ...(inputs as LinearAttentionBackwardInputs<Tensor>) }) as Out;
+    const t = inputs as LinearAttentionBackwardInputs<Tensor>;
+    return await laBackward(gpu, { ...t, decay, tuning }) as Out;
   }
   const io = inputs.dtype ?? "f32";
-  const up = (a: LaArray, dims: number[], dtype: IoType | "f32" = io) =>
-    uploadTensor(gpu, a as Float32Array, dims, dtype);
-  const t = {
-    q: up(q, s!.qk),
-    k: up(k, s!.qk),
-    v: up(v, s!.v),
-    dO: up(dO, s!.v),
-    initialState: initialState ? up(initialState, s!.state, "f32") : undefined,
-    dFinalState: dFinalState ? up(dFinalState, s!.state, "f32") : undefined,
+  const uploads: Uploads = {
+    q: [q, s!.qk, io],
+    k: [k, s!.qk, io],
+    v: [v, s!.v, io],
+    dO: [dO, s!.v, io],
+    initialState: [initialState, s!.state, "f32"],
+    dFinalState: [dFinalState, s!.state, "f32"],
   };
-  try {
-    const out = await laBackward(gpu, { ...t, decay: inputs.decay, tuning: inputs.tuning });
-    const list = [out.dq, out.dk, out.dv, out.dInitialState];
-    const [dq, dk, dv, dInitialState] = await downloadTensors(gpu, list);
-    for (const x of list) x.release();
-    const f32 = (a: ArrayLike<number>) => a instanceof Float32Array ? a : Float32Array.from(a);
-    return { dq: f32(dq), dk: f32(dk), dv: f32(dv), dInitialState: f32(dInitialState) } as Out;
-  } finally {
-    for (const x of Object.values(t)) x?.release();
-  }
+  return await viaHost(gpu, uploads, (t) =>
+    laBackward(gpu, {
+      q: t.q!,
+      k: t.k!,
+      v: t.v!,
+      dO: t.dO!,
+      initialState: t.initialState,
+      dFinalState: t.dFinalState,
+      decay,
+      tuning,
+    })) as Out;
 }
