@@ -278,3 +278,37 @@ export {
   type TrainRecord,
 } from "./lib/cli/metrics.ts";
 export { type CurvePoint, type LossCurveOptions, lossCurveSvg } from "./lib/cli/svg.ts";
+export {
+  DEFAULT_PIECE_BYTES,
+  ringAllGather,
+  type RingAllGatherOptions,
+  ringAllReduce,
+  type RingOptions,
+  ringReduceScatter,
+} from "./lib/dist/ring.ts";
+export { connectFromEnv, type ConnectFromEnvOptions } from "./lib/launch/connect.ts";
+export { type LaunchEnv } from "./lib/launch/env.ts";
+export {
+  BucketReducer,
+  type BucketReducerOptions,
+  type ReducedGrads,
+} from "./lib/train/bucket_reducer.ts";
+export {
+  reductionMode,
+  ZeroOptimizer,
+  type ZeroOptimizerOptions,
+  type ZeroStage,
+  type ZeroStepResult,
+} from "./lib/train/zero.ts";
+export {
+  backwardOrder,
+  bucketUnits,
+  type FlatParam,
+  type FlatUnit,
+  layerUnits,
+  type ShardSegment,
+  type UnitEntry,
+  ZeroLayout,
+  type ZeroMemory,
+} from "./lib/train/zero_layout.ts";
+export { DEFAULT_BUCKET_MIB, ZeroDriver, type ZeroNet } from "./lib/train/zero_driver.ts";

@@ -35,9 +35,13 @@ export type ZeroStage = 0 | 1 | 2 | 3;
 
 /** Fixed AdamW settings of {@linkcode ZeroOptimizer}. */
 export interface ZeroOptimizerOptions {
+  /** 0: replicated, 1: sharded moments, 2: and gradients, 3: and parameters. */
   stage: ZeroStage;
+  /** AdamW β1. */
   beta1: number;
+  /** AdamW β2. */
   beta2: number;
+  /** AdamW ε. */
   eps: number;
   /** Decoupled weight decay of parameters whose layout entry has `decay`. */
   weightDecay: number;

@@ -33,14 +33,19 @@ export const DEFAULT_BUCKET_MIB = 25;
 
 /** What the driver needs of a model: full parameter and gradient tensors by name. */
 export interface ZeroNet {
+  /** Parameters in checkpoint order (names, shapes, weight-decay rule). */
   readonly specs: readonly ParamSpec[];
+  /** Full parameter tensors (ZeRO-3: only the gathered units). */
   readonly params: Map<string, Tensor>;
+  /** Full gradient tensors. */
   readonly grads: ReadonlyMap<string, Tensor>;
 }
 
 /** ZeRO stages 1–3 of one rank. */
 export class ZeroDriver {
+  /** Units (buckets, or layers at stage 3) and this rank's shards. */
   readonly layout: ZeroLayout;
+  /** The sharded AdamW. */
   readonly optimizer: ZeroOptimizer;
 
   private constructor(
