@@ -64,7 +64,11 @@ export async function generate(gpu: Gpu, options: GenerateOptions): Promise<numb
   for (const [name, a] of Object.entries(options.params)) {
     params.set(name, uploadTensor(gpu, a.data, a.shape));
   }
-  const model = new Model(gpu, c, new LaspAttention(Communicator.solo()), params);
+  const model = new Model(gpu, {
+    config: c,
+    attention: new LaspAttention(Communicator.solo()),
+    params,
+  });
   const rng = new Rng(options.seed);
   const tokens = [...prompt], out: number[] = [];
   try {

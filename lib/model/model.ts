@@ -21,7 +21,7 @@ import {
   type EmbeddingPlan,
   embeddingScatterPlan,
 } from "../ops/embedding/embedding.ts";
-import { crossEntropyBackward, crossEntropyForward } from "../ops/cross_entropy/cross_entropy.ts";
+import { logitsChunkRows, lossHead } from "./loss_head.ts";
 import { fill } from "../ops/activation/activation.ts";
 import type { ModelConfig } from "./config.ts";
 import { decayRates } from "./decay.ts";
@@ -34,7 +34,6 @@ import {
   type BlockParams,
   type BlockSaved,
   linear,
-  linearBackward,
 } from "./block.ts";
 
 /** Token ids of one micro-batch on this rank: [batch, n] row-major. */
@@ -57,23 +56,40 @@ interface ForwardState {
   xs: Tensor[];
   /** Per block (absent with recompute). */
   saved: (BlockSaved | undefined)[];
-  hf: Tensor; // [B·n, D] final norm output
-  rstdF: Tensor; // [B·n]
-  logits: Tensor; // [B·n, V]
-  targets: Tensor; // [B·n] u32
-  lse: Tensor; // [B·n]
+  /** [B·n] r of the final norm. */
+  rstdF: Tensor;
+  /** [B·n, D] gradient of the final norm's output (the loss head's backward ran already). */
+  dhf: Tensor;
 }
 
 /** Result of {@linkcode Model.forward} with targets. */
 export interface LossResult {
-  /** `[mean, count, sum]` over this rank's targets (on the GPU). */
-  stats: Tensor;
+  /** `[mean, count, sum]` per chunk of rows (on the GPU): the loss sum is Σ stats[2]. */
+  stats: Tensor[];
   /** Targets counted on the host. */
   count: number;
 }
 
+/** Options of {@linkcode Model}. */
+export interface ModelOptions {
+  /** Model configuration. */
+  config: ModelConfig;
+  /** This rank's sequence-parallel attention (`new LaspAttention(Communicator.solo())` alone). */
+  attention: LaspAttention;
+  /** Every parameter of {@linkcode parameterSpecs} by name, with its shape. */
+  params: Map<string, Tensor>;
+  /** Rows per chunk of the loss head's logits; default: 256 MiB of logits. */
+  logitsChunkRows?: number;
+}
+
 /** Parameters and gradients of the model on one device, and its forward/backward. */
 export class Model {
+  /** Model configuration. */
+  readonly config: ModelConfig;
+  /** Sequence-parallel attention of this rank. */
+  readonly attention: LaspAttention;
+  /** Rows per chunk of the loss head. */
+  readonly chunkRows: number;
   /** Parameter tensors by checkpoint name. */
   readonly params: Map<string, Tensor>;
   /** Gradient tensors by checkpoint name (created on first {@linkcode zeroGrads}). */
@@ -83,13 +99,12 @@ export class Model {
   readonly #decay: number[][];
   #state: ForwardState | undefined;
 
-  /** A model over `params` (every name of {@linkcode parameterSpecs}, with its shape). */
-  constructor(
-    readonly gpu: Gpu,
-    readonly config: ModelConfig,
-    readonly attention: LaspAttention,
-    params: Map<string, Tensor>,
-  ) {
+  /** A model over `options.params` on `gpu`. */
+  constructor(readonly gpu: Gpu, options: ModelOptions) {
+    const { config, params } = options;
+    this.config = config;
+    this.attention = options.attention;
+    this.chunkRows = options.logitsChunkRows ?? logitsChunkRows(config.vocabSize);
     this.specs = parameterSpecs(config);
     for (const spec of this.specs) {
       const t = params.get(spec.name);
@@ -142,12 +157,15 @@ export class Model {
   }
 
   /**
-   * Forward of one micro-batch. With targets: the loss statistics, keeping what
-   * {@linkcode backward} needs when `needsGrad`. Without: the logits [B·n, V] (caller releases).
+   * Forward of one micro-batch. With targets: the loss statistics; with `needsGrad` also the
+   * loss head's backward for the loss `lossScale · Σ (this rank's token losses)` (the trainer
+   * passes 1 / global target count, so gradients summed over ranks are those of the global
+   * mean), keeping what {@linkcode backward} needs. Without targets: the logits [B·n, V]
+   * (caller releases).
    */
   async forward(
     tokens: TokenBatch,
-    options: { needsGrad: boolean; recompute?: boolean },
+    options: { needsGrad: boolean; recompute?: boolean; lossScale?: number },
   ): Promise<LossResult | Tensor> {
     const { gpu, config: c } = this;
     if (this.#state) throw new Error("Model.forward: the previous forward's backward is pending");
@@ -184,78 +202,53 @@ export class Model {
       eps: c.normEps,
     });
     const hf = nf.y.reshape([rows, c.dim]); // [B·n, D]
-    const logits = await linear(gpu, hf, this.#headWeight); // [B·n, V]
-    if (!needsGrad) {
-      x.release();
-      nf.rstd.release();
-      nf.y.release();
-      plan.tensor.release();
+    if (!tokens.targets) {
+      const logits = await linear(gpu, hf, this.#headWeight); // [B·n, V]
+      for (const t of [x, nf.rstd, nf.y, plan.tensor]) t.release();
+      return logits;
     }
-    if (!tokens.targets) return logits;
-    const targets = uploadTensor(gpu, tokens.targets, [rows], "u32");
-    const ce = await crossEntropyForward(gpu, { logits, targets });
-    ce.losses.release();
-    const result = { stats: ce.stats, count: rows };
+    if (needsGrad && !(typeof options.lossScale === "number" && options.lossScale > 0)) {
+      throw new Error(`Model.forward: lossScale ${options.lossScale} must be a positive number`);
+    }
+    const headName = c.tieEmbeddings ? "embed_tokens.weight" : "lm_head.weight";
+    const head = await lossHead(gpu, {
+      hf,
+      weight: this.#headWeight,
+      targets: tokens.targets,
+    }, {
+      chunkRows: this.chunkRows,
+      grad: needsGrad
+        ? { lossScale: options.lossScale!, dweight: this.grads.get(headName)! }
+        : undefined,
+    });
+    nf.y.release();
+    const result = { stats: head.stats, count: rows };
     if (!needsGrad) {
-      for (const t of [logits, targets, ce.lse]) t.release();
+      for (const t of [x, nf.rstd, plan.tensor]) t.release();
       return result;
     }
-    this.#state = {
-      batch,
-      length,
-      plan,
-      xs,
-      saved,
-      hf,
-      rstdF: nf.rstd,
-      logits,
-      targets,
-      lse: ce.lse,
-    };
+    this.#state = { batch, length, plan, xs, saved, rstdF: nf.rstd, dhf: head.dhf! };
     return result;
   }
 
-  /**
-   * Backward of the pending forward for the loss `lossScale · Σ (this rank's token losses)`:
-   * adds to the gradients. The trainer passes 1 / (global target count) so that gradients
-   * summed over ranks are those of the global mean.
-   */
-  async backward(
-    stats: Tensor,
-    options: { lossScale: number; recompute?: boolean },
-  ): Promise<void> {
+  /** Backward of the pending forward (whose loss head ran already): adds to the gradients. */
+  async backward(options: { recompute?: boolean } = {}): Promise<void> {
     const { gpu, config: c } = this;
     const s = this.#state;
     if (!s) throw new Error("Model.backward: no forward with needsGrad is pending");
     this.#state = undefined;
-    const rows = s.batch * s.length;
-    // d(scale·sum) = d(scale·count·mean): the kernel divides by the count itself
-    const dlogits = await crossEntropyBackward(
-      gpu,
-      { logits: s.logits, targets: s.targets, lse: s.lse, stats },
-      { scale: options.lossScale * rows, inPlace: true },
-    ); // [B·n, V]
-    s.targets.release();
-    s.lse.release();
-    const headName = c.tieEmbeddings ? "embed_tokens.weight" : "lm_head.weight";
-    const dhf = await linearBackward(gpu, {
-      x: s.hf,
-      w: this.#headWeight,
-      dy: dlogits,
-      dw: this.grads.get(headName)!,
-    }); // [B·n, D]
-    s.logits.release();
+    void options; // recomputation is decided per block by what the forward kept
     const xL = s.xs[c.layers];
     const nf = await srmsnormBackward(
       gpu,
-      { x: xL, rstd: s.rstdF, dy: dhf.reshape(xL.shape) },
+      { x: xL, rstd: s.rstdF, dy: s.dhf.reshape(xL.shape) },
       {
         gain: this.params.get("final_norm.weight"),
         dgain: this.grads.get("final_norm.weight"),
         accumulate: c.normGain,
       },
     );
-    for (const t of [dhf, s.hf, s.rstdF, xL]) t.release();
+    for (const t of [s.dhf, s.rstdF, xL]) t.release();
     let dx = nf.dx; // [B, n, D]
     for (let l = c.layers - 1; l >= 0; l--) {
       const ctx = this.#block(l);
@@ -284,15 +277,7 @@ export class Model {
     if (!s) return;
     this.#state = undefined;
     this.attention.clear();
-    const held = new Set<Tensor>([
-      s.plan.tensor,
-      ...s.xs,
-      s.hf,
-      s.rstdF,
-      s.logits,
-      s.targets,
-      s.lse,
-    ]);
+    const held = new Set<Tensor>([s.plan.tensor, ...s.xs, s.rstdF, s.dhf]);
     for (const b of s.saved) {
       for (const v of Object.values(b ?? {})) if (typeof v === "object") held.add(v);
     }

@@ -79,7 +79,7 @@ export class Trainer implements TrainerLike {
     for (const [name, a] of Object.entries(host)) {
       params.set(name, uploadTensor(gpu, a.data, a.shape));
     }
-    this.net = new Model(gpu, this.model, this.#attention, params);
+    this.net = new Model(gpu, { config: this.model, attention: this.#attention, params });
   }
 
   /** A trainer with parameters initialized from `train.seed` (identical on every rank). */
@@ -140,9 +140,13 @@ export class Trainer implements TrainerLike {
     const stats: Tensor[] = [];
     try {
       for (const m of micro) {
-        const r = await this.net.forward(m, { needsGrad: true, recompute }) as LossResult;
-        stats.push(r.stats);
-        await this.net.backward(r.stats, { lossScale: 1 / tokens, recompute });
+        const r = await this.net.forward(m, {
+          needsGrad: true,
+          recompute,
+          lossScale: 1 / tokens,
+        }) as LossResult;
+        stats.push(...r.stats);
+        await this.net.backward();
       }
     } catch (e) {
       this.net.discard();
@@ -195,7 +199,7 @@ export class Trainer implements TrainerLike {
       for (const [i, b] of batches.entries()) {
         count += this.#check(b, `eval batch ${i}`);
         const r = await this.net.forward(b, { needsGrad: false }) as LossResult;
-        stats.push(r.stats);
+        stats.push(...r.stats);
       }
       const sums = await downloadTensors(this.#gpu, stats);
       const [sum, total] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0), count]);
