@@ -4,6 +4,7 @@ import {
   downloadTensor,
   downloadTensors,
   emptyTensor,
+  GpuProfiler,
   openDevice,
   reflectEntry,
   resolveGpuChoice,
@@ -132,4 +133,24 @@ Deno.test("kernel bindings and workgroup size come from the WGSL", async () => {
   match(String(gpu.kernels.size), /^\d+$/);
   src.release();
   dst.release();
+});
+
+Deno.test("profiler survives submits inside the profiled region", async () => {
+  const gpu = await testGpu();
+  if (!gpu.features.has("timestamp-query")) return;
+  const code = `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@compute @workgroup_size(1) fn main() { x[0] = x[0] + 1.0; }`;
+  const kernel = await gpu.kernels.get({ key: "test:inc", code });
+  const x = uploadTensor(gpu, [0], [1]);
+  const profiler = new GpuProfiler(gpu).start();
+  for (let i = 0; i < 3; i++) {
+    gpu.commands.dispatch(kernel, { bindings: { x }, workgroups: [1], label: "inc" });
+    gpu.commands.submit(); // a resolve per submit, at growing query counts
+  }
+  const entries = await profiler.stop();
+  profiler.destroy();
+  deepEqual(entries.map((e) => [e.label, e.count, e.times.length]), [["inc", 3, 3]]);
+  ok(entries[0].times.every((t) => t >= 0 && Number.isFinite(t)));
+  deepEqual(Array.from(await downloadTensor(gpu, x)), [3]);
+  x.release();
 });

@@ -66,18 +66,15 @@ export class GpuProfiler {
     };
   }
 
-  /** Resolves the queries written since the last resolve into the encoder (called on submit). */
+  /**
+   * Resolves every query written so far into the encoder (called on submit). Always from query
+   * 0 at offset 0: `resolveQuerySet` wants 256-byte aligned destination offsets, and queries
+   * written in earlier submits keep their values.
+   */
   resolve(encoder: GPUCommandEncoder): void {
     const n = this.#labels.length;
     if (n === this.#resolved) return;
-    const first = this.#resolved * 2;
-    encoder.resolveQuerySet(
-      this.#querySet,
-      first,
-      (n - this.#resolved) * 2,
-      this.#resolveBuffer,
-      first * 8,
-    );
+    encoder.resolveQuerySet(this.#querySet, 0, n * 2, this.#resolveBuffer, 0);
     this.#resolved = n;
   }
 
