@@ -203,6 +203,9 @@ export async function trainLoop(
     if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < lastStep) await save(step);
   }
   const stopped = lastStep < o.steps;
+  if (stopped && lastStep === o.stopAt) {
+    say(`stopped after step ${lastStep} (--stop-at): resume with --resume ${o.out}`);
+  }
   if (!stopped && lastStep > startStep) await evaluate(lastStep);
   const finalState = await save(lastStep);
   if (verbose) progress.finish();
@@ -216,11 +219,18 @@ export async function trainLoop(
     if (!stopped && o.sampleTokens > 0 && args.sample) {
       result.sample = await sampleText(args.sample, finalState, data.tokenizer, o);
       say(
-        `sample (${o.sampleTokens} tokens, temperature ${o.temperature}):\n${o.prompt}${result.sample}`,
+        `sample (${o.sampleTokens} tokens, temperature ${o.temperature}):\n` +
+          printable(o.prompt + result.sample),
       );
     }
   }
   return result;
+}
+
+/** Control characters (a byte-level sample may hold any) shown as U+FFFD, not sent to the terminal. */
+function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd");
 }
 
 async function sampleText(
