@@ -1,6 +1,7 @@
 /**
  * Training core: schedule and config checks, the loss falls on a tiny run, gradient
- * accumulation equals one big batch, and sequence parallelism (SP = 2, 4, and DP 2 × SP 2,
+ * accumulation equals one big batch, resuming from exported state is exact, and sequence
+ * parallelism (SP = 2, 4, DP 2 × SP 2; with ZeRO-0, and ZeRO-2 (DP 2) and ZeRO-3 (DP 2 × SP 2);
  * ranks as Workers) reproduces the single-rank per-step losses for 20 steps.
  *
  * Tolerances (relative, fp32 throughout; seen on lavapipe in brackets): per-step losses RMS
@@ -8,7 +9,7 @@
  * gradient norms 1e-3 [≤ 8e-5: Adam amplifies rounding differences of tiny gradient entries].
  * The SP = 1 run is the same code (LaspAttention with T = 1 sends nothing).
  */
-import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
 import { Communicator } from "../lib/dist/communicator.ts";
 import { spawnWorkerRanks } from "../lib/dist/worker_ranks.ts";
 import { resolveModelConfig } from "../lib/model/config.ts";
@@ -40,11 +41,11 @@ Deno.test("learning rate: linear warmup, cosine to minLr, then flat", () => {
   throws(() => learningRate(0, c), /Invalid step 0/);
 });
 
-Deno.test("train config: defaults, unknown keys, ranges, ZeRO stages not yet implemented", () => {
+Deno.test("train config: defaults, unknown keys, ranges", () => {
   equal(resolveTrainConfig({}).lr, 3e-4);
   throws(() => resolveTrainConfig({ lrr: 1 }), /Unknown key "lrr" in train config/);
   throws(() => resolveTrainConfig({ gradAccum: 0 }), /gradAccum = 0: must be a positive integer/);
-  throws(() => resolveTrainConfig({ zero: 2 }), /zero = 2: ZeRO stages 1-3 .* not implemented yet/);
+  throws(() => resolveTrainConfig({ zero: 4 }), /zero = 4: must be 0, 1, 2 or 3/);
   throws(() => resolveTrainConfig({ laspMode: "x" }), /laspMode = "x": must be "ring" or/);
 });
 
@@ -101,8 +102,8 @@ Deno.test("gradient accumulation over 2 micro-batches equals one batch of both",
 const SP_ARGS: TrainRankArgs = { model: MODEL, train: TRAIN, batch: 4, steps: 20, seed: 11 };
 let single: Promise<Awaited<ReturnType<typeof trainRank>>> | undefined;
 
-for (const [world, sp] of [[2, 2], [4, 4], [4, 2]]) {
-  Deno.test(`W=${world} SP=${sp} (Workers) matches the single-rank losses for 20 steps`, async () => {
+for (const [world, sp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [2, 1, 2], [4, 2, 3]]) {
+  Deno.test(`W=${world} SP=${sp} ZeRO-${zero} (Workers) matches the single rank for 20 steps`, async () => {
     single ??= trainRank(Communicator.solo(), SP_ARGS);
     const ref = await single;
     const outputs = await spawnWorkerRanks<Awaited<ReturnType<typeof trainRank>>>({
@@ -110,14 +111,14 @@ for (const [world, sp] of [[2, 2], [4, 4], [4, 2]]) {
       sp,
       module: new URL("./_train_rank.ts", import.meta.url),
       exportName: "trainRank",
-      args: SP_ARGS,
+      args: { ...SP_ARGS, train: { ...TRAIN, zero } },
       timeoutMs: 300_000,
     });
     for (const [r, o] of outputs.entries()) {
       deepEqual(o.stats, outputs[0].stats, `rank ${r} reports the same stats as rank 0`);
-      ok(o.messages > 0, `rank ${r} exchanged LASP states`);
+      equal(o.messages > 0, sp > 1, `rank ${r} exchanged LASP states iff SP > 1`);
     }
-    const label = `W=${world} SP=${sp}`;
+    const label = `W=${world} SP=${sp} ZeRO-${zero}`;
     assertClose(outputs[0].stats.map((s) => s.loss), ref.stats.map((s) => s.loss), {
       rms: 1e-5,
       label: `${label} losses`,
@@ -155,4 +156,35 @@ Deno.test("no GPU memory leaks across steps; recomputation lowers the peak", asy
     trainer.destroy();
   }
   ok(peaks[1] < 0.75 * peaks[0], `activation peak with recompute ${peaks[1]} vs ${peaks[0]}`);
+});
+
+Deno.test("export, import and continue equals training straight through", async () => {
+  const gpu = await testGpu();
+  const model = resolveModelConfig(MODEL);
+  const train = resolveTrainConfig(TRAIN);
+  const args: TrainRankArgs = { model: MODEL, train: {}, batch: 2, steps: 0, seed: 8 };
+  const micro = (i: number) => [{ ...globalBatch(args, 64, i), batch: 2 }];
+  const straight = await Trainer.create(gpu, { model, train, comm: Communicator.solo() });
+  const expected = [];
+  for (let i = 0; i < 4; i++) expected.push((await straight.step(micro(i))).loss);
+  straight.destroy();
+  const first = await Trainer.create(gpu, { model, train, comm: Communicator.solo() });
+  for (let i = 0; i < 2; i++) await first.step(micro(i));
+  const state = await first.exportState();
+  first.destroy();
+  equal(state.step, 2);
+  const resumed = await Trainer.create(gpu, {
+    model,
+    train: { ...train, seed: 99 },
+    comm: Communicator.solo(),
+  });
+  await resumed.importState(state);
+  const got = [];
+  for (let i = 2; i < 4; i++) got.push(await resumed.step(micro(i)));
+  deepEqual(got.map((s) => s.loss), expected.slice(2));
+  deepEqual(got.map((s) => s.step), [3, 4]);
+  const bad = { ...state, params: { ...state.params } };
+  delete bad.params["embed_tokens.weight"];
+  await rejects(resumed.importState(bad), /parameter "embed_tokens.weight" is missing/);
+  resumed.destroy();
 });

@@ -9,9 +9,8 @@
  * rank clips by the same scale. With one rank nothing leaves the GPU: the norm and scale are
  * computed there ({@linkcode gradNormClip}).
  *
- * The seam for ZeRO-1/2: a reducer that reduce-scatters the flat buffer, computes the norm
- * from its shard plus one all-reduce of a scalar, and returns only its shard for a sharded
- * optimizer (`GradReducer.reduce` returns which ranges of which tensors this rank updates).
+ * ZeRO-1/2/3 take the other path of the trainer: `ZeroDriver` (lib/train/zero_driver.ts)
+ * reduce-scatters buckets and updates only this rank's shards.
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
@@ -34,13 +33,7 @@ export interface ReducedGradients {
 /** Reduces gradients over every rank of the communicator's world (ZeRO stage 0). */
 export class GradReducer {
   /** `maxNorm` 0: no clipping. */
-  constructor(readonly comm: Communicator, readonly options: { maxNorm: number; zero?: number }) {
-    if ((options.zero ?? 0) !== 0) {
-      throw new Error(
-        `ZeRO stage ${options.zero} is not implemented yet (sharded optimizer states come later): use zero 0`,
-      );
-    }
-  }
+  constructor(readonly comm: Communicator, readonly options: { maxNorm: number }) {}
 
   /**
    * Sums `grads` (in place, on the GPU) and `extras` over all ranks, and computes the global

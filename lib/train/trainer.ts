@@ -4,6 +4,11 @@
  * reduction over all ranks, global-norm clipping, AdamW with decoupled weight decay (none on
  * gains), warmup + cosine learning rate. Implements {@linkcode TrainerLike}.
  *
+ * ZeRO: stage 0 keeps every moment on every rank and all-reduces one flat gradient buffer
+ * ({@linkcode GradReducer}); stages 1–3 go through {@linkcode ZeroDriver} (bucketed
+ * reduce(-scatter), sharded AdamW; stage 3 shards the parameters too and gathers them all at
+ * the start of a step or evaluation).
+ *
  * Loss normalization: every rank scales its token losses by 1 / (target tokens of the global
  * batch: all ranks, all micro-batches), so the gradients summed over ranks are exactly those
  * of the global mean loss, whatever the SP and DP sizes; the reported loss is that same
@@ -26,6 +31,7 @@ import type { ModelConfig } from "../model/config.ts";
 import { initParams } from "../model/init.ts";
 import { type LossResult, Model } from "../model/model.ts";
 import { GradReducer } from "./grad_reduce.ts";
+import { ZeroDriver } from "./zero_driver.ts";
 import { learningRate } from "./schedule.ts";
 import { resolveTrainConfig } from "./validate.ts";
 import type {
@@ -58,9 +64,12 @@ export class Trainer implements TrainerLike {
   /** The rank's model (parameters, gradients, forward/backward). */
   readonly net: Model;
   readonly #attention: LaspAttention;
-  readonly #reducer: GradReducer;
+  /** ZeRO-0: replicated moments, one flat all-reduce per step. */
+  readonly #reducer: GradReducer | undefined;
   readonly #m = new Map<string, Tensor>();
   readonly #v = new Map<string, Tensor>();
+  /** ZeRO-1/2/3: sharded moments (and, at 3, parameters), bucketed reduction. */
+  #zero: ZeroDriver | undefined;
   #step = 0;
 
   private constructor(gpu: Gpu, options: TrainerOptions) {
@@ -73,7 +82,9 @@ export class Trainer implements TrainerLike {
       );
     }
     this.#attention = new LaspAttention(this.comm, { mode: this.train.laspMode });
-    this.#reducer = new GradReducer(this.comm, { maxNorm: this.train.clip, zero: this.train.zero });
+    if (this.train.zero === 0) {
+      this.#reducer = new GradReducer(this.comm, { maxNorm: this.train.clip });
+    }
     const host = initParams(this.model, this.train.seed);
     const params = new Map<string, Tensor>();
     for (const [name, a] of Object.entries(host)) {
@@ -85,7 +96,13 @@ export class Trainer implements TrainerLike {
   /** A trainer with parameters initialized from `train.seed` (identical on every rank). */
   static async create(gpu: Gpu, options: TrainerOptions): Promise<Trainer> {
     const trainer = new Trainer(gpu, options);
-    for (const spec of trainer.net.specs) {
+    if (trainer.train.zero > 0) {
+      trainer.#zero = await ZeroDriver.create(gpu, trainer.comm, {
+        net: trainer.net,
+        train: trainer.train,
+      });
+    }
+    for (const spec of trainer.#zero ? [] : trainer.net.specs) {
       for (const moments of [trainer.#m, trainer.#v]) {
         const t = emptyTensor(gpu, spec.shape);
         await fill(gpu, t, { value: 0 });
@@ -133,9 +150,9 @@ export class Trainer implements TrainerLike {
         `Trainer.step: got ${micro.length} micro-batches, expected gradAccum = ${this.train.gradAccum}`,
       );
     }
-    const gpu = this.#gpu;
     const local = micro.reduce((n, m, i) => n + this.#check(m, `micro-batch ${i}`), 0);
     const [tokens] = await this.#sumAll([local]);
+    await this.#zero?.beginStep(); // ZeRO-3: gathers the parameters
     const recompute = this.train.recompute;
     const stats: Tensor[] = [];
     try {
@@ -153,12 +170,25 @@ export class Trainer implements TrainerLike {
       for (const s of stats) s.release();
       throw e;
     }
-    const names = this.net.specs.map((s) => s.name);
-    const grads = names.map((n) => this.net.grads.get(n)!);
-    const reduced = await this.#reducer.reduce(gpu, grads, stats);
     const step = this.#step + 1;
     const lr = learningRate(step, this.train);
-    const t = this.train;
+    const { gradNorm, lossSum } = this.#zero
+      ? await this.#shardedUpdate(this.#zero, stats, { lr, step })
+      : await this.#replicatedUpdate(stats, { lr, step });
+    for (const s of stats) s.release();
+    await this.net.zeroGrads();
+    this.#step = step;
+    return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
+  }
+
+  /** ZeRO-0: flat all-reduce (none with one rank), global clip, AdamW on every parameter. */
+  async #replicatedUpdate(
+    stats: Tensor[],
+    hyper: { lr: number; step: number },
+  ): Promise<{ gradNorm: number; lossSum: number }> {
+    const gpu = this.#gpu, t = this.train;
+    const grads = this.net.specs.map((s) => this.net.grads.get(s.name)!);
+    const reduced = await this.#reducer!.reduce(gpu, grads, stats);
     for (const spec of this.net.specs) {
       await adamwStep(gpu, {
         param: this.net.params.get(spec.name)!,
@@ -167,12 +197,12 @@ export class Trainer implements TrainerLike {
         v: this.#v.get(spec.name)!,
         clip: reduced.clip,
       }, {
-        lr,
+        lr: hyper.lr,
         beta1: t.beta1,
         beta2: t.beta2,
         eps: t.eps,
         weightDecay: spec.decay ? t.weightDecay : 0,
-        step,
+        step: hyper.step,
       });
     }
     let gradNorm: number, lossSum = 0;
@@ -185,16 +215,28 @@ export class Trainer implements TrainerLike {
       for (const s of sums) lossSum += s[2];
     }
     reduced.clip.release();
-    for (const s of stats) s.release();
-    await this.net.zeroGrads();
-    this.#step = step;
-    return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
+    return { gradNorm, lossSum };
+  }
+
+  /** ZeRO-1/2/3: bucketed reduce(-scatter), sharded AdamW; the loss sum rides a tiny all-reduce. */
+  async #shardedUpdate(
+    zero: ZeroDriver,
+    stats: Tensor[],
+    hyper: { lr: number; step: number },
+  ): Promise<{ gradNorm: number; lossSum: number }> {
+    const sums = await downloadTensors(this.#gpu, stats);
+    const [lossSum] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0)]);
+    const reducer = zero.reducer();
+    for (const spec of this.net.specs) reducer.markReady(spec.name);
+    const { gradNorm } = await zero.finishStep(reducer, hyper);
+    return { gradNorm, lossSum };
   }
 
   /** Mean loss over `batches` on every rank (no update). */
   async evaluate(batches: MicroBatch[]): Promise<number> {
     let count = 0;
     const stats: Tensor[] = [];
+    await this.#zero?.beginStep();
     try {
       for (const [i, b] of batches.entries()) {
         count += this.#check(b, `eval batch ${i}`);
@@ -207,6 +249,7 @@ export class Trainer implements TrainerLike {
       return sum / total;
     } finally {
       for (const s of stats) s.release();
+      this.#zero?.freeAll();
     }
   }
 
@@ -215,9 +258,23 @@ export class Trainer implements TrainerLike {
     return this.#attention.takeCounters();
   }
 
-  /** Parameters and optimizer moments, downloaded in one readback. */
+  /** Parameters and optimizer moments (one readback; with ZeRO, collective over all ranks). */
   async exportState(): Promise<TrainerState> {
     const specs = this.net.specs;
+    if (this.#zero) {
+      let params: NamedArrays | undefined;
+      if (this.#zero.stage < 3) {
+        const data = await downloadTensors(
+          this.#gpu,
+          specs.map((s) => this.net.params.get(s.name)!),
+        );
+        params = {};
+        specs.forEach((s, i) =>
+          params![s.name] = { data: data[i] as Float32Array, shape: [...s.shape] }
+        );
+      }
+      return { ...await this.#zero.exportState(params), step: this.#step };
+    }
     const tensors = specs.flatMap((s) => [
       this.net.params.get(s.name)!,
       this.#m.get(s.name)!,
@@ -239,8 +296,9 @@ export class Trainer implements TrainerLike {
       throw new Error(`importState: step ${state.step} must be an integer ≥ 0`);
     }
     const writes: [Tensor, NamedArrays[string]][] = [];
-    const take = (arrays: NamedArrays, name: string, into: Tensor, what: string) => {
+    const take = (arrays: NamedArrays, name: string, into: Tensor | undefined, what: string) => {
       const a = arrays[name];
+      if (!into) return; // ZeRO: the driver checks and restores what it shards
       if (!a) throw new Error(`importState: ${what} "${name}" is missing`);
       const same = a.shape.length === into.shape.length &&
         a.shape.every((d, i) => d === into.shape[i]);
@@ -255,14 +313,15 @@ export class Trainer implements TrainerLike {
     };
     const expected = new Set<string>();
     for (const s of this.net.specs) {
-      take(state.params, s.name, this.net.params.get(s.name)!, "parameter");
-      take(state.optimizer, `${s.name}.exp_avg`, this.#m.get(s.name)!, "optimizer state");
-      take(state.optimizer, `${s.name}.exp_avg_sq`, this.#v.get(s.name)!, "optimizer state");
+      take(state.params, s.name, this.net.params.get(s.name), "parameter");
+      take(state.optimizer, `${s.name}.exp_avg`, this.#m.get(s.name), "optimizer state");
+      take(state.optimizer, `${s.name}.exp_avg_sq`, this.#v.get(s.name), "optimizer state");
       expected.add(s.name);
     }
     const extra = Object.keys(state.params).find((n) => !expected.has(n));
     if (extra) throw new Error(`importState: unknown parameter "${extra}" for this model config`);
     for (const [t, a] of writes) writeTensor(t, a.data);
+    await this.#zero?.importState(state);
     this.#step = state.step;
     await this.#gpu.commands.finish();
   }
@@ -277,6 +336,8 @@ export class Trainer implements TrainerLike {
 
   /** Frees parameters, gradients and optimizer states. */
   destroy(): void {
+    this.#zero?.freeAll();
+    this.#zero?.destroy();
     this.net.destroy();
     for (const t of [...this.#m.values(), ...this.#v.values()]) t.release();
     this.#m.clear();

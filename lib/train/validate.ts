@@ -32,12 +32,7 @@ const RULES: Record<keyof TrainConfig, Rule> = {
   laspMode: (
     v,
   ) => (v === "ring" || v === "allgather" ? undefined : 'must be "ring" or "allgather"'),
-  zero: (v) =>
-    v === 0
-      ? undefined
-      : [1, 2, 3].includes(v as number)
-      ? "ZeRO stages 1-3 (sharded optimizer/gradients/parameters) are not implemented yet: use 0"
-      : "must be 0 (1, 2, 3 are not implemented yet)",
+  zero: (v) => ([0, 1, 2, 3].includes(v as number) ? undefined : "must be 0, 1, 2 or 3"),
 };
 
 /** A complete, checked config: defaults overridden by `overrides` (e.g. parsed JSON). */
