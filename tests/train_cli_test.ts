@@ -129,6 +129,16 @@ Deno.test("train CLI: an interrupted run resumed from its checkpoint repeats the
       line,
     ) => JSON.parse(line)).filter((x) => x.type === "train");
     deepStrictEqual(metrics.map((x) => x.loss), losses(whole));
+    // The state is whole on every rank, so a run may resume on another layout.
+    const single = await train([
+      "--resume",
+      first.checkpoints[0],
+      "--sp",
+      "1",
+      "--out",
+      `${dir}/one`,
+    ]);
+    assertClose(losses(single), losses(whole).slice(3), { rms: 1e-5, label: "resumed on 1 rank" });
   });
 });
 

@@ -106,7 +106,7 @@ Deno.test("train options: bad flag values name the value and the rule", async ()
     [["--lasp", "tree"], /^Error: Invalid --lasp "tree": must be one of ring, allgather$/],
     [["--frobnicate", "1"], /^Error: Unknown flag --frobnicate: see --help/],
     [["train"], /^Error: Unexpected argument "train"/],
-    [["--sp"], /--sp/],
+    [["--sp"], /^Error: Missing value of --sp: give it as --sp VALUE$/],
   ];
   for (const [args, message] of cases) await rejects(parseTrainArgs(args), message);
 });

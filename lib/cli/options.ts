@@ -295,6 +295,8 @@ export async function parseTrainArgs(args: readonly string[]): Promise<ParsedArg
     if (positional) {
       throw new Error(`Unexpected argument "${positional[1]}": every option is a --flag`);
     }
+    const missing = message.match(/Option '(--[\w-]+)/);
+    if (missing) throw new Error(`Missing value of ${missing[1]}: give it as ${missing[1]} VALUE`);
     throw new Error(message.split(". ")[0]);
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
