@@ -249,5 +249,6 @@ async function sampleText(
     temperature: o.temperature,
     seed: o.seed,
   });
-  return tokenizer.decode(ids);
+  // Embedding rows past the tokenizer's ids (vocabulary padding) have no text.
+  return tokenizer.decode(ids.filter((id) => id < tokenizer.vocabSize));
 }
