@@ -132,6 +132,13 @@ export async function trainLoop(
   const began = performance.now();
   const elapsed = () => elapsedBefore + (performance.now() - began) / 1000;
 
+  // The curve is rewritten at every validation too, so a run stopped midway still has one.
+  const writeCurve = async () => {
+    if (!metrics) return;
+    const title = `${o.preset} ${model.model}, sp ${comm.sp} × dp ${comm.dp}, ` +
+      `batch ${o.batch}×${model.seqLen}`;
+    await Deno.writeTextFile(`${o.out}/loss.svg`, lossCurveSvg(metrics.curves(), { title }));
+  };
   const evaluate = async (step: number) => {
     const valLoss = await trainer.evaluate(val);
     result.evals.push({ step, valLoss });
@@ -147,6 +154,7 @@ export async function trainLoop(
         Math.exp(valLoss).toFixed(2)
       }`,
     );
+    await writeCurve();
   };
   const save = async (step: number) => {
     const state = await trainer.exportState(); // collective: every rank takes part
@@ -211,9 +219,7 @@ export async function trainLoop(
   if (verbose) progress.finish();
 
   if (lead && metrics) {
-    const title =
-      `${o.preset} ${model.model}, sp ${comm.sp} × dp ${comm.dp}, batch ${o.batch}×${model.seqLen}`;
-    await Deno.writeTextFile(`${o.out}/loss.svg`, lossCurveSvg(metrics.curves(), { title }));
+    await writeCurve();
     metrics.close();
     say(`wrote ${o.out}/metrics.jsonl and ${o.out}/loss.svg`);
     if (!stopped && o.sampleTokens > 0 && args.sample) {
