@@ -1,7 +1,7 @@
 /**
  * Training core: schedule and config checks, the loss falls on a tiny run, gradient
  * accumulation equals one big batch, resuming from exported state is exact, and sequence
- * parallelism (SP = 2, 4, DP 2 × SP 2; with ZeRO-0, and ZeRO-2 (DP 2) and ZeRO-3 (DP 2 × SP 2);
+ * parallelism (SP = 2, 4, DP 2 × SP 2 with ZeRO-0; SP 2 ZeRO-1, DP 2 ZeRO-2, DP 2 × SP 2 ZeRO-3;
  * ranks as Workers) reproduces the single-rank per-step losses for 20 steps.
  *
  * Tolerances (relative, fp32 throughout; seen on lavapipe in brackets): per-step losses RMS
@@ -102,7 +102,9 @@ Deno.test("gradient accumulation over 2 micro-batches equals one batch of both",
 const SP_ARGS: TrainRankArgs = { model: MODEL, train: TRAIN, batch: 4, steps: 20, seed: 11 };
 let single: Promise<Awaited<ReturnType<typeof trainRank>>> | undefined;
 
-for (const [world, sp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [2, 1, 2], [4, 2, 3]]) {
+for (
+  const [world, sp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [2, 2, 1], [2, 1, 2], [4, 2, 3]]
+) {
   Deno.test(`W=${world} SP=${sp} ZeRO-${zero} (Workers) matches the single rank for 20 steps`, async () => {
     single ??= trainRank(Communicator.solo(), SP_ARGS);
     const ref = await single;

@@ -70,6 +70,20 @@ export interface LossResult {
   count: number;
 }
 
+/**
+ * Calls around each block (ZeRO-3 gathers a layer's parameters before its forward or
+ * backward and frees them after) and when gradients are final for the micro-batch (an
+ * overlapped reduction starts on them while the backward goes on).
+ */
+export interface ModelHooks {
+  /** Before block `l`'s forward or backward. */
+  beforeBlock?(l: number): Promise<void>;
+  /** After block `l`'s forward or backward. */
+  afterBlock?(l: number): void;
+  /** The gradients of these parameters received their last contribution of the backward. */
+  gradsDone?(names: string[]): void;
+}
+
 /** Options of {@linkcode Model}. */
 export interface ModelOptions {
   /** Model configuration. */
@@ -90,6 +104,8 @@ export class Model {
   readonly attention: LaspAttention;
   /** Rows per chunk of the loss head. */
   readonly chunkRows: number;
+  /** Calls around blocks and on final gradients (set by the trainer; none by default). */
+  hooks: ModelHooks = {};
   /** Parameter tensors by checkpoint name. */
   readonly params: Map<string, Tensor>;
   /** Gradient tensors by checkpoint name (created on first {@linkcode zeroGrads}). */
@@ -190,7 +206,9 @@ export class Model {
     const xs: Tensor[] = [x];
     const saved: (BlockSaved | undefined)[] = [];
     for (let l = 0; l < c.layers; l++) {
+      await this.hooks.beforeBlock?.(l);
       const r = await blockForward(this.#block(l), x, { needsGrad: needsGrad && !recompute });
+      this.hooks.afterBlock?.(l);
       saved.push(r.saved);
       if (!needsGrad) x.release();
       x = r.out;
@@ -238,6 +256,11 @@ export class Model {
     if (!s) throw new Error("Model.backward: no forward with needsGrad is pending");
     this.#state = undefined;
     void options; // recomputation is decided per block by what the forward kept
+    const done = (names: (string | undefined)[]) =>
+      this.hooks.gradsDone?.(
+        names.filter((n): n is string => n !== undefined && this.grads.has(n)),
+      );
+    done(c.tieEmbeddings ? [] : ["lm_head.weight"]);
     const xL = s.xs[c.layers];
     const nf = await srmsnormBackward(
       gpu,
@@ -249,8 +272,10 @@ export class Model {
       },
     );
     for (const t of [s.dhf, s.rstdF, xL]) t.release();
+    done(["final_norm.weight"]);
     let dx = nf.dx; // [B, n, D]
     for (let l = c.layers - 1; l >= 0; l--) {
+      await this.hooks.beforeBlock?.(l);
       const ctx = this.#block(l);
       const x = s.xs[l];
       let saved = s.saved[l];
@@ -260,6 +285,8 @@ export class Model {
         saved = again.saved!;
       }
       const dPrev = await blockBackward(ctx, x, saved, dx);
+      this.hooks.afterBlock?.(l);
+      done(Object.values(blockParamNames(l)));
       dx.release();
       if (l > 0) x.release();
       dx = dPrev;
@@ -269,6 +296,7 @@ export class Model {
       accumulate: true,
     });
     for (const t of [dx, s.xs[0], s.plan.tensor]) t.release();
+    done(["embed_tokens.weight"]);
   }
 
   /** Drops a pending forward (e.g. after a failed step). */

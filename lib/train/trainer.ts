@@ -6,8 +6,8 @@
  *
  * ZeRO: stage 0 keeps every moment on every rank and all-reduces one flat gradient buffer
  * ({@linkcode GradReducer}); stages 1–3 go through {@linkcode ZeroDriver} (bucketed
- * reduce(-scatter), sharded AdamW; stage 3 shards the parameters too and gathers them all at
- * the start of a step or evaluation).
+ * reduce(-scatter) overlapped with the last backward, sharded AdamW; stage 3 shards the
+ * parameters too and gathers one layer's at a time around its forward and backward).
  *
  * Loss normalization: every rank scales its token losses by 1 / (target tokens of the global
  * batch: all ranks, all micro-batches), so the gradients summed over ranks are exactly those
@@ -32,6 +32,7 @@ import { initParams } from "../model/init.ts";
 import { type LossResult, Model } from "../model/model.ts";
 import { GradReducer } from "./grad_reduce.ts";
 import { ZeroDriver } from "./zero_driver.ts";
+import type { BucketReducer } from "./bucket_reducer.ts";
 import { learningRate } from "./schedule.ts";
 import { resolveTrainConfig } from "./validate.ts";
 import type {
@@ -152,11 +153,20 @@ export class Trainer implements TrainerLike {
     }
     const local = micro.reduce((n, m, i) => n + this.#check(m, `micro-batch ${i}`), 0);
     const [tokens] = await this.#sumAll([local]);
-    await this.#zero?.beginStep(); // ZeRO-3: gathers the parameters
+    const zero = this.#zero;
+    await this.#useZeroHooks();
+    let reducer: BucketReducer | undefined;
     const recompute = this.train.recompute;
     const stats: Tensor[] = [];
     try {
-      for (const m of micro) {
+      for (const [i, m] of micro.entries()) {
+        if (zero && zero.stage < 3 && i === micro.length - 1) {
+          // overlap: each bucket's reduction starts once the last backward finishes its
+          // gradients (ZeRO-3 reduces after the backward: its per-layer gathers are ring
+          // collectives too, and those must be issued in the same order on every rank)
+          const r = reducer = zero.reducer();
+          this.net.hooks = { gradsDone: (names) => names.forEach((n) => r.markReady(n)) };
+        }
         const r = await this.net.forward(m, {
           needsGrad: true,
           recompute,
@@ -169,11 +179,13 @@ export class Trainer implements TrainerLike {
       this.net.discard();
       for (const s of stats) s.release();
       throw e;
+    } finally {
+      this.net.hooks = {};
     }
     const step = this.#step + 1;
     const lr = learningRate(step, this.train);
-    const { gradNorm, lossSum } = this.#zero
-      ? await this.#shardedUpdate(this.#zero, stats, { lr, step })
+    const { gradNorm, lossSum } = zero
+      ? await this.#shardedUpdate(zero, stats, { lr, step, reducer })
       : await this.#replicatedUpdate(stats, { lr, step });
     for (const s of stats) s.release();
     await this.net.zeroGrads();
@@ -218,16 +230,33 @@ export class Trainer implements TrainerLike {
     return { gradNorm, lossSum };
   }
 
+  /**
+   * ZeRO-3: gathers the units outside the layers (embedding, final norm, head) and sets hooks
+   * that gather each layer's unit right before its forward or backward and free it right
+   * after, so one layer's full parameters are alive at a time. Nothing for other stages.
+   */
+  async #useZeroHooks(): Promise<void> {
+    const zero = this.#zero;
+    if (zero?.stage !== 3) return;
+    for (const [u, unit] of zero.layout.units.entries()) {
+      if (!unit.entries.some((e) => e.name.startsWith("layers."))) await zero.gather(u);
+    }
+    this.net.hooks = {
+      beforeBlock: (l) => zero.gather(zero.unitOfLayer(l)),
+      afterBlock: (l) => zero.free(zero.unitOfLayer(l)),
+    };
+  }
+
   /** ZeRO-1/2/3: bucketed reduce(-scatter), sharded AdamW; the loss sum rides a tiny all-reduce. */
   async #shardedUpdate(
     zero: ZeroDriver,
     stats: Tensor[],
-    hyper: { lr: number; step: number },
+    hyper: { lr: number; step: number; reducer?: BucketReducer },
   ): Promise<{ gradNorm: number; lossSum: number }> {
+    const reducer = hyper.reducer ?? zero.reducer();
+    if (!hyper.reducer) { for (const spec of this.net.specs) reducer.markReady(spec.name); }
     const sums = await downloadTensors(this.#gpu, stats);
     const [lossSum] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0)]);
-    const reducer = zero.reducer();
-    for (const spec of this.net.specs) reducer.markReady(spec.name);
     const { gradNorm } = await zero.finishStep(reducer, hyper);
     return { gradNorm, lossSum };
   }
@@ -236,7 +265,7 @@ export class Trainer implements TrainerLike {
   async evaluate(batches: MicroBatch[]): Promise<number> {
     let count = 0;
     const stats: Tensor[] = [];
-    await this.#zero?.beginStep();
+    await this.#useZeroHooks();
     try {
       for (const [i, b] of batches.entries()) {
         count += this.#check(b, `eval batch ${i}`);
@@ -249,6 +278,7 @@ export class Trainer implements TrainerLike {
       return sum / total;
     } finally {
       for (const s of stats) s.release();
+      this.net.hooks = {};
       this.#zero?.freeAll();
     }
   }
