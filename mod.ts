@@ -231,7 +231,13 @@ export {
   linear,
   linearBackward,
 } from "./lib/model/block.ts";
-export { type LossResult, Model, type ModelOptions, type TokenBatch } from "./lib/model/model.ts";
+export {
+  type LossResult,
+  Model,
+  type ModelHooks,
+  type ModelOptions,
+  type TokenBatch,
+} from "./lib/model/model.ts";
 export {
   LOGITS_CHUNK_BYTES,
   logitsChunkRows,
