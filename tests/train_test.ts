@@ -105,7 +105,7 @@ const SP_ARGS: TrainRankArgs = { model: MODEL, train: TRAIN, batch: 4, steps: 20
 let single: Promise<Awaited<ReturnType<typeof trainRank>>> | undefined;
 
 for (
-  const [world, sp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [2, 1, 2], [4, 2, 3]]
+  const [world, sp, zero] of [[2, 2, 0], [4, 4, 0], [4, 2, 0], [2, 1, 2], [4, 2, 3]] as const
 ) {
   Deno.test(`W=${world} SP=${sp} ZeRO-${zero} (Workers) matches the single rank for 20 steps`, async () => {
     single ??= trainRank(Communicator.solo(), SP_ARGS);
@@ -115,14 +115,15 @@ for (
       sp,
       module: new URL("./_train_rank.ts", import.meta.url),
       exportName: "trainRank",
-      args: { ...SP_ARGS, train: { ...TRAIN, zero } },
+      // SP = 4 also recomputes: the backward reruns each block's forward, LASP exchange included
+      args: { ...SP_ARGS, train: { ...TRAIN, zero, recompute: sp === 4 } },
       timeoutMs: 300_000,
     });
     for (const [r, o] of outputs.entries()) {
       deepEqual(o.stats, outputs[0].stats, `rank ${r} reports the same stats as rank 0`);
       equal(o.messages > 0, sp > 1, `rank ${r} exchanged LASP states iff SP > 1`);
     }
-    const label = `W=${world} SP=${sp} ZeRO-${zero}`;
+    const label = `W=${world} SP=${sp} ZeRO-${zero}${sp === 4 ? " recompute" : ""}`;
     assertClose(outputs[0].stats.map((s) => s.loss), ref.stats.map((s) => s.loss), {
       rms: 1e-5,
       label: `${label} losses`,
