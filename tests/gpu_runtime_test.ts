@@ -5,6 +5,7 @@ import {
   downloadTensors,
   emptyTensor,
   GpuProfiler,
+  matmul,
   openDevice,
   reflectEntry,
   resolveGpuChoice,
@@ -153,4 +154,37 @@ Deno.test("profiler survives submits inside the profiled region", async () => {
   ok(entries[0].times.every((t) => t >= 0 && Number.isFinite(t)));
   deepEqual(Array.from(await downloadTensor(gpu, x)), [3]);
   x.release();
+});
+
+Deno.test("a buffer released mid-encoder serves GPU outputs at once, host writes after submit", async () => {
+  const gpu = await testGpu();
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const plain = new BufferPool(gpu.device);
+  const a = plain.acquire(1024, usage);
+  plain.release(a, true);
+  equal(plain.acquire(1024, usage), a, "GPU-written output may reuse a busy buffer");
+  plain.release(a, true);
+  const b = plain.acquire(1024, usage, false);
+  ok(b !== a, "a host write never gets a busy buffer");
+  plain.idle();
+  equal(plain.acquire(1024, usage, false), a, "after the submit it is free for host writes");
+  plain.release(b);
+  const filled = new BufferPool(gpu.device, { nanFill: true });
+  const c = filled.acquire(1024, usage);
+  filled.release(c, true);
+  ok(filled.acquire(1024, usage) !== c, "the NaN fill is a host write too");
+  plain.clear();
+  filled.clear();
+});
+
+Deno.test("outputs written into a just-released input's buffer keep recorded reads intact", async () => {
+  const gpu = await testGpu();
+  const x = uploadTensor(gpu, [1, 2, 3, 4], [2, 2]);
+  const y = await matmul(gpu, x, x); // reads x
+  x.release(); // still read by the recorded matmul
+  const z = await matmul(gpu, y, y); // may take x's buffer as its output
+  deepEqual(Array.from(await downloadTensor(gpu, y)), [7, 10, 15, 22]);
+  deepEqual(Array.from(await downloadTensor(gpu, z)), [199, 290, 435, 634]);
+  y.release();
+  z.release();
 });

@@ -58,10 +58,12 @@ export class CommandQueue {
     return this.#encoder !== undefined;
   }
 
-  /** Returns `buffer` to the pool once the work recorded so far has been submitted. */
-  releaseAfterSubmit(buffer: GPUBuffer): void {
-    if (this.#encoder) this.#afterSubmit.push(buffer);
-    else this.pool.release(buffer);
+  /**
+   * Returns a tensor's buffer to the pool. Recorded work may still use it, so until the next
+   * submit it only serves GPU-written outputs, never host writes (see `BufferPool.acquire`).
+   */
+  releaseBuffer(buffer: GPUBuffer): void {
+    this.pool.release(buffer, this.#encoder !== undefined);
   }
 
   /** Records one compute dispatch. */
@@ -138,6 +140,7 @@ export class CommandQueue {
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = undefined;
     this.#pendingDispatches = 0;
+    this.pool.idle();
     for (const b of this.#afterSubmit) this.pool.release(b);
     this.#afterSubmit = [];
   }

@@ -34,6 +34,8 @@ export class BufferPool {
   /** Whether handed-out buffers are NaN-filled. */
   readonly nanFill: boolean;
   #free = new Map<string, GPUBuffer[]>();
+  /** Free buffers that recorded, not yet submitted work still uses (see {@linkcode release}). */
+  #busy = new Set<GPUBuffer>();
   #allocatedBytes = 0;
   #inUseBytes = 0;
   #peakInUseBytes = 0;
@@ -62,25 +64,53 @@ export class BufferPool {
 
   /**
    * A buffer of at least `byteLength` bytes with exactly `usage`. `fill: false` skips the NaN
-   * fill for buffers the caller overwrites at once (uniforms, staging).
+   * fill for buffers the caller overwrites at once from the host (uniforms, staging).
+   *
+   * A buffer released while recorded work still uses it may come back at once for output that
+   * the GPU writes (later commands run after earlier ones), but never for a host write
+   * (`queue.writeBuffer` lands before unsubmitted commands): those wait for {@linkcode idle}.
    */
   acquire(byteLength: number, usage: GPUBufferUsageFlags, fill = true): GPUBuffer {
     const size = bucketSize(byteLength);
     const key = `${usage}:${size}`;
-    const buffer = this.#free.get(key)?.pop() ?? this.#create(size, usage);
+    const hostWrites = !fill || (this.nanFill && (usage & GPUBufferUsage.COPY_DST) !== 0);
+    const buffer = this.#takeFree(key, hostWrites) ?? this.#create(size, usage);
     this.#inUseBytes += size;
     this.#peakInUseBytes = Math.max(this.#peakInUseBytes, this.#inUseBytes);
     if (fill && this.nanFill && usage & GPUBufferUsage.COPY_DST) this.#fillNaN(buffer);
     return buffer;
   }
 
-  /** Returns a buffer to the pool; it must not be used afterwards. */
-  release(buffer: GPUBuffer): void {
+  /**
+   * Returns a buffer to the pool; the caller must not use it afterwards. `busy`: recorded work
+   * that is not submitted yet still uses it.
+   */
+  release(buffer: GPUBuffer, busy = false): void {
     const key = `${buffer.usage}:${buffer.size}`;
     let list = this.#free.get(key);
     if (!list) this.#free.set(key, list = []);
     list.push(buffer);
+    if (busy) this.#busy.add(buffer);
     this.#inUseBytes -= buffer.size;
+  }
+
+  /** Called after a submit: no free buffer is used by unsubmitted work any more. */
+  idle(): void {
+    this.#busy.clear();
+  }
+
+  #takeFree(key: string, avoidBusy: boolean): GPUBuffer | undefined {
+    const list = this.#free.get(key);
+    if (!list || list.length === 0) return undefined;
+    if (!avoidBusy) {
+      const buffer = list.pop()!;
+      this.#busy.delete(buffer);
+      return buffer;
+    }
+    for (let i = list.length - 1; i >= 0; i--) {
+      if (!this.#busy.has(list[i])) return list.splice(i, 1)[0];
+    }
+    return undefined;
   }
 
   /** Destroys every free buffer. */
@@ -92,6 +122,7 @@ export class BufferPool {
       }
     }
     this.#free.clear();
+    this.#busy.clear();
   }
 
   #create(size: number, usage: GPUBufferUsageFlags): GPUBuffer {

@@ -47,11 +47,11 @@ export class Tensor {
   get byteLength(): number {
     return this.size * BYTES[this.dtype];
   }
-  /** Returns the buffer to the pool (after any recorded work that uses it is submitted). */
+  /** Returns the buffer to the pool (recorded work that reads it still sees its data). */
   release(): void {
     if (this.#released) throw new Error(`Tensor [${this.shape.join(", ")}] released twice`);
     this.#released = true;
-    this.gpu.commands.releaseAfterSubmit(this.buffer);
+    this.gpu.commands.releaseBuffer(this.buffer);
   }
   /** Same buffer seen with another shape of the same size. */
   reshape(shape: readonly number[]): Tensor {
