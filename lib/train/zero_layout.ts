@@ -151,8 +151,10 @@ export class ZeroLayout {
   memory(stage: 0 | 1 | 2 | 3): ZeroMemory {
     const full = 4 * this.total, shard = 4 * this.shardElements(0);
     const unit = 4 * this.largestUnit;
-    const paramBytes = stage === 3 ? shard + unit : full;
-    const gradBytes = stage >= 2 ? shard + unit : full;
+    // a full unit (bucket being reduced, layer gathered) exists beside the shards, never more
+    // than everything
+    const paramBytes = stage === 3 ? Math.min(full, shard + unit) : full;
+    const gradBytes = stage >= 2 ? Math.min(full, shard + unit) : full;
     const momentBytes = stage === 0 ? 2 * full : 2 * shard;
     return {
       stage,
