@@ -8,8 +8,10 @@
  *     h2 = SRMSNorm(x2)                     x3 = x2 + (h2·W1ᵀ ⊙ h2·W2ᵀ) · W3ᵀ
  *
  * Accumulation rule (llm.c): parameter gradients are added to (`+=`, so micro-batches
- * accumulate), activation gradients are written. Every saved activation is released as soon
- * as the backward has used it; the block input `x` belongs to the caller. Each block ends
+ * accumulate), activation gradients are written. Memory: the forward keeps only what is
+ * costly to recompute (q, k, v before and after φ, u, o, x2, and the two GLU branches); the
+ * backward recomputes h1, h2, y and g with one memory-bound kernel each, and releases every
+ * saved activation as soon as it has used it. The block input `x` belongs to the caller. Each block ends
  * with a submit: the pool hands a released buffer out again only after the work recorded so
  * far is submitted, so this bounds the memory held by freed-but-unsubmitted activations to
  * one block's worth.
@@ -80,23 +82,23 @@ export interface BlockContext {
   grads: BlockParams;
 }
 
-/** Activations the backward needs (all [B, n, ·] unless noted). */
+/**
+ * Activations the backward needs. The cheap, memory-bound ones (the norm outputs h1 and h2,
+ * the gated output y, the GLU product g) are not kept: the backward recomputes them (same
+ * kernels, same inputs, so the same bits), which saves 4·D + G floats per token and layer.
+ */
 export interface BlockSaved {
   /** Sequences B. */
   batch: number;
   /** Tokens n of this rank. */
   length: number;
-  /** [B, n, D] */
-  h1: Tensor;
-  /** [B·n] */
-  rstd1: Tensor;
-  /** [B, H, n, hd] before φ */
+  /** [B, H, n, hd] q before φ */
   qRaw: Tensor;
-  /** [B, H, n, hd] before φ */
+  /** [B, H, n, hd] k before φ */
   kRaw: Tensor;
   /** [B, H, n, hd] φ(q), kept by LASP too */
   q: Tensor;
-  /** [B, H, n, hd] */
+  /** [B, H, n, hd] φ(k) */
   k: Tensor;
   /** [B, H, n, hd] */
   v: Tensor;
@@ -104,22 +106,12 @@ export interface BlockSaved {
   u: Tensor;
   /** [B, n, D] attention output, token layout */
   o: Tensor;
-  /** [B·n] */
-  rstdO: Tensor;
-  /** [B, n, D] normalized, gated */
-  y: Tensor;
-  /** [B, n, D] */
+  /** [B, n, D] residual stream after the token mixer */
   x2: Tensor;
-  /** [B, n, D] */
-  h2: Tensor;
-  /** [B·n] */
-  rstd2: Tensor;
-  /** [B·n, G] */
+  /** [B·n, G] first GLU branch */
   a: Tensor;
-  /** [B·n, G] */
+  /** [B·n, G] second GLU branch */
   b: Tensor;
-  /** [B·n, G] = a ⊙ b */
-  g: Tensor;
 }
 
 /** `x · Wᵀ` for x [rows, in] and W [out, in] (PyTorch's Linear). */
@@ -153,12 +145,13 @@ export async function blockForward(
 ): Promise<{ out: Tensor; saved?: BlockSaved }> {
   const { gpu, config: c, params: P } = ctx;
   const [batch, length, D] = x.shape;
-  const rows = batch * length, G = c.gluDim;
+  const rows = batch * length;
   const dims = { batch, length, heads: c.heads, headDim: c.headDim };
   const eps = c.normEps;
   // token mixer
   const n1 = await srmsnormForward(gpu, x, { gain: P.tokenNorm, eps }); // h1 [B, n, D]
   const qkvu = await linear(gpu, n1.y.reshape([rows, D]), P.qkvu); // [B·n, 4D]
+  releaseAll(n1.y, n1.rstd);
   const parts = await splitQkvu(gpu, qkvu.reshape([batch, length, 4 * D]), dims);
   qkvu.release();
   const q = await featureMapForward(gpu, parts.q, { map: c.featureMap }); // [B, H, n, hd]
@@ -174,8 +167,9 @@ export async function blockForward(
   }); // [B, H, n, hd]
   const o = await headsToTokens(gpu, oHeads, dims); // [B, n, D]
   oHeads.release();
-  const gate = await normGateForward(gpu, { o, u: parts.u }, { act: c.gateActivation, eps });
+  const gate = await normGateForward(gpu, { o, u: parts.u }, { act: c.gateActivation, eps }); // y
   const attn = await linear(gpu, gate.y.reshape([rows, D]), P.out); // [B·n, D]
+  releaseAll(gate.y, gate.rstd);
   const x2 = await add(gpu, x, attn); // [B, n, D]
   attn.release();
   // channel mixer
@@ -183,15 +177,15 @@ export async function blockForward(
   const h2 = n2.y.reshape([rows, D]);
   const a = await linear(gpu, h2, P.l1); // [B·n, G]
   const b = await linear(gpu, h2, P.l2); // [B·n, G]
+  releaseAll(n2.y, n2.rstd);
   const g = await mul(gpu, a, b); // [B·n, G]
   const mlp = await linear(gpu, g, P.l3); // [B·n, D]
+  g.release();
   const out = await add(gpu, x2, mlp.reshape([batch, length, D])); // [B, n, D]
   mlp.release();
   const saved: BlockSaved = {
     batch,
     length,
-    h1: n1.y,
-    rstd1: n1.rstd,
     qRaw: parts.q,
     kRaw: parts.k,
     q,
@@ -199,14 +193,9 @@ export async function blockForward(
     v: parts.v,
     u: parts.u,
     o,
-    rstdO: gate.rstd,
-    y: gate.y,
     x2,
-    h2: n2.y,
-    rstd2: n2.rstd,
-    a: a.reshape([rows, G]),
+    a,
     b,
-    g,
   };
   if (options.needsGrad) {
     gpu.commands.submit(); // see the module doc: freed buffers become reusable at a submit
@@ -229,60 +218,65 @@ export async function blockBackward(
   const { batch, length } = s;
   const rows = batch * length, D = c.dim;
   const dims = { batch, length, heads: c.heads, headDim: c.headDim };
+  const eps = c.normEps;
   const d3 = dOut.reshape([rows, D]);
   // channel mixer
-  const dg = await linearBackward(gpu, { x: s.g, w: P.l3, dy: d3, dw: dP.l3 }); // [B·n, G]
-  releaseAll(s.g);
+  const g = await mul(gpu, s.a, s.b); // [B·n, G] recomputed
+  const dg = await linearBackward(gpu, { x: g, w: P.l3, dy: d3, dw: dP.l3 }); // [B·n, G]
+  g.release();
   const { da, db } = await gluBackward(gpu, { a: s.a, b: s.b, dy: dg }); // [B·n, G] each
   releaseAll(dg, s.a, s.b);
-  const h2 = s.h2.reshape([rows, D]);
+  const n2 = await srmsnormForward(gpu, s.x2, { gain: P.channelNorm, eps }); // h2 recomputed
+  const h2 = n2.y.reshape([rows, D]);
   const dh2 = await linearBackward(gpu, { x: h2, w: P.l1, dy: da, dw: dP.l1 }); // [B·n, D]
   await linearBackward(gpu, { x: h2, w: P.l2, dy: db, dw: dP.l2 }, { dxInto: dh2 });
-  releaseAll(da, db, s.h2);
-  const n2 = await srmsnormBackward(
+  releaseAll(da, db, n2.y);
+  const dn2 = await srmsnormBackward(
     gpu,
-    { x: s.x2, rstd: s.rstd2, dy: dh2.reshape(s.x2.shape) },
+    { x: s.x2, rstd: n2.rstd, dy: dh2.reshape(s.x2.shape) },
     { gain: P.channelNorm, dgain: dP.channelNorm, accumulate: !!P.channelNorm },
   );
-  const dx2 = await add(gpu, n2.dx, dOut); // [B, n, D]
-  releaseAll(n2.dx, dh2, s.x2, s.rstd2);
+  const dx2 = await add(gpu, dn2.dx, dOut); // [B, n, D]
+  releaseAll(dn2.dx, dh2, s.x2, n2.rstd);
   // token mixer
+  const gate = await normGateForward(gpu, { o: s.o, u: s.u }, { act: c.gateActivation, eps }); // y recomputed
   const dy = await linearBackward(gpu, {
-    x: s.y.reshape([rows, D]),
+    x: gate.y.reshape([rows, D]),
     w: P.out,
     dy: dx2.reshape([rows, D]),
     dw: dP.out,
   }); // [B·n, D]
-  releaseAll(s.y);
-  const gate = await normGateBackward(
+  gate.y.release();
+  const dGate = await normGateBackward(
     gpu,
-    { o: s.o, u: s.u, rstd: s.rstdO, dy: dy.reshape(s.o.shape) },
-    { act: c.gateActivation, eps: c.normEps },
+    { o: s.o, u: s.u, rstd: gate.rstd, dy: dy.reshape(s.o.shape) },
+    { act: c.gateActivation, eps },
   ); // dO, dU [B, n, D]
-  releaseAll(dy, s.o, s.u, s.rstdO);
-  const dOHeads = await tokensToHeads(gpu, gate.dO, dims); // [B, H, n, hd]
-  gate.dO.release();
+  releaseAll(dy, s.o, s.u, gate.rstd);
+  const dOHeads = await tokensToHeads(gpu, dGate.dO, dims); // [B, H, n, hd]
+  dGate.dO.release();
   const dqkv = await ctx.attention.backward(gpu, { dO: dOHeads, layer: ctx.layer });
   releaseAll(dOHeads, s.q, s.k, s.v);
   const dqRaw = await featureMapBackward(gpu, { x: s.qRaw, dy: dqkv.dq }, { map: c.featureMap });
   const dkRaw = await featureMapBackward(gpu, { x: s.kRaw, dy: dqkv.dk }, { map: c.featureMap });
   releaseAll(dqkv.dq, dqkv.dk, s.qRaw, s.kRaw);
-  const dqkvu = await mergeQkvu(gpu, { q: dqRaw, k: dkRaw, v: dqkv.dv, u: gate.dU }, dims);
-  releaseAll(dqRaw, dkRaw, dqkv.dv, gate.dU);
+  const dqkvu = await mergeQkvu(gpu, { q: dqRaw, k: dkRaw, v: dqkv.dv, u: dGate.dU }, dims);
+  releaseAll(dqRaw, dkRaw, dqkv.dv, dGate.dU);
+  const n1 = await srmsnormForward(gpu, x, { gain: P.tokenNorm, eps }); // h1 recomputed
   const dh1 = await linearBackward(gpu, {
-    x: s.h1.reshape([rows, D]),
+    x: n1.y.reshape([rows, D]),
     w: P.qkvu,
     dy: dqkvu.reshape([rows, 4 * D]),
     dw: dP.qkvu,
   }); // [B·n, D]
-  releaseAll(dqkvu, s.h1);
-  const n1 = await srmsnormBackward(
+  releaseAll(dqkvu, n1.y);
+  const dn1 = await srmsnormBackward(
     gpu,
-    { x, rstd: s.rstd1, dy: dh1.reshape(x.shape) },
+    { x, rstd: n1.rstd, dy: dh1.reshape(x.shape) },
     { gain: P.tokenNorm, dgain: dP.tokenNorm, accumulate: !!P.tokenNorm },
   );
-  const dx = await add(gpu, n1.dx, dx2); // [B, n, D]
-  releaseAll(n1.dx, dh1, dx2, s.rstd1);
+  const dx = await add(gpu, dn1.dx, dx2); // [B, n, D]
+  releaseAll(dn1.dx, dh1, dx2, n1.rstd);
   gpu.commands.submit();
   return dx;
 }
