@@ -50,5 +50,18 @@ export async function ringCollectives(
     ringInput(999, comm.rank, 40_003, false),
   );
   out["allGather/equal/5"] = await ringAllGather(comm, ringInput(998, comm.rank, 5, false));
+  // different operations issued in a different order on odd and even ranks
+  const xi = ringInput(997, comm.rank, 101, true);
+  const [s0, e0] = shardRange(101, comm.world, comm.rank);
+  let rs: Promise<Float32Array>, ag: Promise<Float32Array>;
+  if (comm.rank % 2) {
+    ag = ringAllGather(comm, xi.slice(s0, e0), { total: 101 });
+    rs = ringReduceScatter(comm, xi);
+  } else {
+    rs = ringReduceScatter(comm, xi);
+    ag = ringAllGather(comm, xi.slice(s0, e0), { total: 101 });
+  }
+  out["interleaved/rs"] = await rs;
+  out["interleaved/ag"] = await ag;
   return out;
 }

@@ -3,7 +3,8 @@
  * transports and over separate processes, for odd sizes and every group kind: exact on
  * integer-valued inputs; on random inputs bit for bit equal to the documented summation order
  * (ring order from the chunk owner's right neighbour, float32 per hop), identical on every
- * rank, and within 1e-6 of float64.
+ * rank, and within 1e-6 of float64; different operations may be issued in a different order
+ * on different ranks.
  */
 import { equal, rejects } from "node:assert/strict";
 import { rankGroups, shardRange } from "../lib/dist/groups.ts";
@@ -71,6 +72,19 @@ function check(results: Record<string, Float32Array>[], world: number, sp: numbe
     const equalParts = new Float32Array(5 * world);
     all.forEach((r) => equalParts.set(ringInput(998, r, 5, false), 5 * r));
     assertExact(got["allGather/equal/5"], equalParts, `rank ${rank} equal all-gather`);
+    const xs = all.map((r) => ringInput(997, r, 101, true));
+    const [s0, e0] = shardRange(101, world, rank);
+    assertExact(
+      got["interleaved/rs"],
+      ringSum(xs, 101).slice(s0, e0),
+      `rank ${rank} interleaved rs`,
+    );
+    const parts = new Float32Array(101);
+    all.forEach((r, i) => {
+      const [a, b] = shardRange(101, world, i);
+      parts.set(xs[r].subarray(a, b), a);
+    });
+    assertExact(got["interleaved/ag"], parts, `rank ${rank} interleaved ag`);
   });
 }
 

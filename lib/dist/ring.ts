@@ -43,8 +43,13 @@ export const DEFAULT_PIECE_BYTES = 4 << 20;
 
 type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
 
-/** Per-communicator sequence numbers of ring collectives, per group kind. */
-const sequences = new WeakMap<Communicator, Map<GroupKind, number>>();
+/**
+ * Per-communicator sequence numbers of ring collectives, per group kind and operation: the
+ * calls of one operation on one group must come in the same order on every member, while
+ * different operations may interleave differently (e.g. bucket reduce-scatters started as
+ * downloads finish, beside ZeRO-3 parameter all-gathers issued by the model).
+ */
+const sequences = new WeakMap<Communicator, Map<string, number>>();
 
 /** One ring collective as this member sees it: neighbours, chunks, pieces, tags. */
 class Ring {
@@ -88,8 +93,9 @@ class Ring {
     this.timeoutMs = options.timeoutMs;
     let seqs = sequences.get(comm);
     if (!seqs) sequences.set(comm, seqs = new Map());
-    this.#seq = seqs.get(kind) ?? 0;
-    seqs.set(kind, this.#seq + 1);
+    const key = `${kind}/${op}`;
+    this.#seq = seqs.get(key) ?? 0;
+    seqs.set(key, this.#seq + 1);
     this.#dir = collectiveTag(op, kind, 0).dir;
   }
 
