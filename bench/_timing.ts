@@ -23,37 +23,70 @@ export function flag(args: string[], name: string, fallback: string): string {
 }
 
 /**
- * Median time of one iteration of `step` (which records GPU work). With timestamps, each
- * iteration's dispatches are summed, so launch gaps between dispatches are not counted.
+ * Median time of one iteration of `step` (which records GPU work). The GPU first runs for at
+ * least `minWarmupMs` (clocks ramp up from idle), then iterations are recorded back to back:
+ * once for the wall clock (one wait at the end), once under timestamps, where each
+ * iteration's dispatches are summed (launch gaps between dispatches are not counted).
  */
 export async function timeGpu(
   gpu: Gpu,
   step: () => Promise<void>,
-  options: { warmup?: number; iterations?: number } = {},
+  options: { warmup?: number; iterations?: number; minWarmupMs?: number } = {},
 ): Promise<Timing> {
-  const warmup = options.warmup ?? 2, iterations = options.iterations ?? 10;
-  for (let i = 0; i < warmup; i++) await step();
-  await gpu.commands.finish();
+  const warmup = options.warmup ?? 3, iterations = options.iterations ?? 10;
+  const minWarmupMs = options.minWarmupMs ?? 500;
+  const w0 = performance.now();
+  for (let n = 0; n < warmup || performance.now() - w0 < minWarmupMs; n++) {
+    await step();
+    await gpu.commands.finish();
+  }
   const t0 = performance.now();
   for (let i = 0; i < iterations; i++) await step();
   await gpu.commands.finish();
   const wallMs = (performance.now() - t0) / iterations;
   if (gpu.features.has("timestamp-query")) {
-    const profiler = new GpuProfiler(gpu);
-    const perIteration: number[] = [];
-    for (let i = 0; i < iterations; i++) {
-      profiler.start();
-      await step();
-      const entries = await profiler.stop();
-      perIteration.push(entries.reduce((s, e) => s + e.ms, 0));
-    }
-    profiler.destroy();
+    const perIteration = await timestampIterations(gpu, step, iterations);
     // software adapters may report zero-length timestamps: fall through to the wall clock
     if (perIteration.every((ms) => ms > 0)) {
       return { ms: median(perIteration), method: "gpu-timestamps", wallMs };
     }
   }
   return { ms: wallMs, method: "wall-clock", wallMs };
+}
+
+/** GPU time of each of `iterations` back-to-back iterations, in as few profiled regions as fit. */
+async function timestampIterations(
+  gpu: Gpu,
+  step: () => Promise<void>,
+  iterations: number,
+): Promise<number[]> {
+  const profiler = new GpuProfiler(gpu);
+  const perIteration: number[] = [];
+  try {
+    while (perIteration.length < iterations) {
+      profiler.start();
+      const marks = [0];
+      do {
+        await step();
+        marks.push(profiler.count);
+        // stop before a further iteration could overflow the query set
+      } while (
+        perIteration.length + marks.length - 1 < iterations &&
+        profiler.count + (profiler.count / (marks.length - 1)) <= profiler.capacity
+      );
+      await profiler.stop();
+      if (profiler.count > profiler.capacity) {
+        throw new Error("one iteration overflows the profiler");
+      }
+      const times = profiler.dispatchTimes;
+      for (let i = 1; i < marks.length; i++) {
+        perIteration.push(times.slice(marks[i - 1], marks[i]).reduce((a, b) => a + b, 0));
+      }
+    }
+  } finally {
+    profiler.destroy();
+  }
+  return perIteration;
 }
 
 /** Median of a non-empty list. */

@@ -23,6 +23,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read> stats_in: array<f32>; // [3]
 @group(0) @binding(9) var<storage, read_write> dlogits: array<f32>; // [rows, vocab]
 @group(0) @binding(10) var<storage, read_write> grad: array<f32>; // logits → dlogits in place
+// A NaN from a variable: Tint (Dawn) rejects a constant expression that folds to NaN.
+var<private> quiet_nan_bits: u32 = 0x7fc00000u;
 
 const WG: u32 = 256u; // threads per row: a power of two ≤ 256 (lib/ops/_rows.ts)
 const NEG_BIG: f32 = -3.4028235e38; // start of a running max (−inf would give inf − inf)
@@ -70,7 +72,7 @@ fn fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: ve
     if (ignored(t)) {
       losses[row] = 0.0;
     } else if (t < 0 || u32(t) >= p.vocab) {
-      losses[row] = bitcast<f32>(0x7fc00000u); // NaN: target outside the vocabulary
+      losses[row] = bitcast<f32>(quiet_nan_bits); // NaN: target outside the vocabulary
     } else {
       losses[row] = l - logits[base + u32(t)];
     }

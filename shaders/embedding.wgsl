@@ -22,6 +22,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> plan: array<u32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>; // [n, d]
 @group(0) @binding(6) var<storage, read_write> dweight: array<f32>; // [vocab, d]
+// A NaN from a variable: Tint (Dawn) rejects a constant expression that folds to NaN.
+var<private> quiet_nan_bits: u32 = 0x7fc00000u;
 
 @compute @workgroup_size(256)
 fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
@@ -33,7 +35,7 @@ fn gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
   if (id < p.vocab) {
     out[i] = weight[id * p.d + c];
   } else {
-    out[i] = bitcast<f32>(0x7fc00000u); // NaN: an id outside the vocabulary
+    out[i] = bitcast<f32>(quiet_nan_bits); // NaN: an id outside the vocabulary
   }
 }
 

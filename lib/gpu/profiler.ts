@@ -24,6 +24,10 @@ export class GpuProfiler {
   readonly #readBuffer: GPUBuffer;
   #labels: string[] = [];
   #resolved = 0;
+  /** Dispatches of this region that ran untimed because the query set was full. */
+  untimed = 0;
+  /** GPU milliseconds of each dispatch of the last region, in dispatch order. */
+  dispatchTimes: number[] = [];
 
   /** A profiler for `gpu` timing up to `capacity` dispatches per region. */
   constructor(readonly gpu: Gpu, readonly capacity = 2048) {
@@ -50,14 +54,23 @@ export class GpuProfiler {
     this.gpu.commands.submit();
     this.#labels = [];
     this.#resolved = 0;
+    this.untimed = 0;
     this.gpu.commands.profiler = this;
     return this;
+  }
+
+  /** Dispatches timed so far in this region. */
+  get count(): number {
+    return this.#labels.length;
   }
 
   /** Timestamp writes for one pass labelled `label` (called by the command queue). */
   passTimestamps(label: string): GPUComputePassTimestampWrites | undefined {
     const i = this.#labels.length;
-    if (i >= this.capacity) return undefined; // past capacity: untimed, reported by read()
+    if (i >= this.capacity) {
+      this.untimed++; // past capacity: the dispatch runs untimed
+      return undefined;
+    }
     this.#labels.push(label);
     return {
       querySet: this.#querySet,
@@ -92,8 +105,10 @@ export class GpuProfiler {
     const stamps = new BigInt64Array(this.#readBuffer.getMappedRange(0, n * 16).slice(0));
     this.#readBuffer.unmap();
     const byLabel = new Map<string, ProfileEntry>();
+    this.dispatchTimes = [];
     for (let i = 0; i < n; i++) {
       const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
+      this.dispatchTimes.push(Math.max(0, ns) / 1e6);
       const label = this.#labels[i];
       let entry = byLabel.get(label);
       if (!entry) byLabel.set(label, entry = { label, count: 0, ms: 0, times: [] });
