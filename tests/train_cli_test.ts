@@ -184,3 +184,37 @@ Deno.test("train CLI: bad input exits 1 with one line; one process per rank matc
     deepStrictEqual(records.map((x) => x.loss), losses(workers));
   });
 });
+
+Deno.test("train CLI: SIGTERM stops every rank after the same step, with a checkpoint", async () => {
+  await withDir(async (dir) => {
+    const cli = new URL("../cli/train.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, ...SMALL, "--sp", "2", "--steps", "200", "--out", dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let text = "";
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    while (!/^step +2\/200/m.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    child.kill("SIGTERM");
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += r.value;
+    const status = await child.status;
+    await child.stderr.cancel();
+    deepStrictEqual(status.code, 0, text);
+    const step = Number(text.match(/interrupted after step (\d+)/)?.[1]);
+    ok(step >= 2 && step < 200, text);
+    const meta = await readCheckpointMeta(
+      `${dir}/checkpoint-${String(step).padStart(7, "0")}.safetensors`,
+    );
+    deepStrictEqual(meta.step, step);
+    const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n");
+    deepStrictEqual(
+      lines.map((l) => JSON.parse(l).step),
+      Array.from({ length: step }, (_, i) => i + 1),
+    );
+  });
+});

@@ -84,16 +84,18 @@ export async function runTraining(
     verbose: run.verbose ?? true,
     interrupt,
   };
-  // First Ctrl-C: finish the step, write a checkpoint, stop. Second: exit at once.
+  // First Ctrl-C (or SIGTERM, e.g. a scheduler's preemption notice): finish the step, write
+  // a checkpoint, stop. Second: exit at once.
   const onInterrupt = () => {
     if (Atomics.exchange(new Int32Array(interrupt), 0, 1) === 1) Deno.exit(130);
     console.error("\nstopping after this step with a checkpoint (Ctrl-C again to quit now)");
   };
-  Deno.addSignalListener("SIGINT", onInterrupt);
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const signal of signals) Deno.addSignalListener(signal, onInterrupt);
   try {
     return await runRanks(rankArgs, run);
   } finally {
-    Deno.removeSignalListener("SIGINT", onInterrupt);
+    for (const signal of signals) Deno.removeSignalListener(signal, onInterrupt);
   }
 }
 
