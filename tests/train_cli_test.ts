@@ -4,7 +4,7 @@
  * losses; an interrupted run resumed from its checkpoint reproduces the uninterrupted one;
  * one process per rank under cli/launch.ts matches the Worker ranks.
  */
-import { deepStrictEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { runTraining } from "../lib/cli/run.ts";
 import type { RankResult } from "../lib/cli/loop.ts";
 import { readCheckpointMeta } from "../lib/cli/checkpoint.ts";
@@ -118,6 +118,10 @@ Deno.test("train CLI: an interrupted run resumed from its checkpoint repeats the
     const first = await train([...common, "--stop-at", "3", "--out", `${dir}/cut`]);
     deepStrictEqual(first.checkpoints, [`${dir}/cut/checkpoint-0000003.safetensors`]);
     deepStrictEqual(losses(first), losses(whole).slice(0, 3));
+    await rejects(
+      train(["--resume", first.checkpoints[0], "--seq-len", "32"]),
+      /Cannot resume .*checkpoint-0000003\.safetensors: the options change its model's seqLen \(64 → 32\)/,
+    );
     // Resuming reads every option from the checkpoint: only the path is given.
     const rest = await train(["--resume", `${dir}/cut`]);
     deepStrictEqual(rest.startStep, 3);
@@ -217,4 +221,18 @@ Deno.test("train CLI: SIGTERM stops every rank after the same step, with a check
       Array.from({ length: step }, (_, i) => i + 1),
     );
   });
+});
+
+Deno.test("train CLI: a launch whose world size is not sp × dp is rejected before connecting", async () => {
+  await rejects(
+    runTraining(["--sp", "2", "--dp", "2"], {
+      env: { RANK: "0", WORLD_SIZE: "3" },
+      verbose: false,
+    }),
+    /^Error: The launcher started 3 ranks \(WORLD_SIZE\) but --sp 2 × --dp 2 needs 4$/,
+  );
+  await rejects(
+    runTraining(["--resume", "/nonexistent/ckpt"]),
+    /Invalid --resume \/nonexistent\/ckpt: no such file/,
+  );
 });
