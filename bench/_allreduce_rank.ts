@@ -8,7 +8,7 @@
  * `RESULT <json>`. Arguments: --sizes MiB,… --reps N --piece-bytes B
  */
 import { connectFromEnv } from "../lib/launch/connect.ts";
-import { ringAllReduce } from "../lib/dist/ring.ts";
+import { DEFAULT_PIECE_BYTES, ringAllReduce } from "../lib/dist/ring.ts";
 import { flag, median } from "./_timing.ts";
 
 /** Timings of one size, ms (medians over the repetitions). */
@@ -23,7 +23,7 @@ export interface SizeResult {
 
 const sizes = flag(Deno.args, "sizes", "1,4,16,64,256").split(",").map(Number);
 const reps = Number(flag(Deno.args, "reps", "3"));
-const pieceBytes = Number(flag(Deno.args, "piece-bytes", String(4 << 20)));
+const pieceBytes = Number(flag(Deno.args, "piece-bytes", String(DEFAULT_PIECE_BYTES)));
 const { comm } = await connectFromEnv({ timeoutMs: 300_000 });
 const W = comm.world, rank = comm.rank;
 

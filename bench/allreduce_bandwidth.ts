@@ -7,7 +7,7 @@
 // timed. Then memory per rank per ZeRO stage for the 125m and 1b presets, from the sharding
 // layout of lib/train/zero_layout.ts. Tables are printed last. Usage:
 //   deno run -A bench/allreduce_bandwidth.ts [--ranks 2,4] [--sizes 1,4,16,64,256] [--reps 3]
-//     [--piece-bytes 4194304] [--worlds 2,4,8,64] [--bucket-mib 25] [--memory-only]
+//     [--piece-bytes 1048576] [--worlds 2,4,8,64] [--bucket-mib 25] [--memory-only]
 import { launch } from "../lib/launch/launcher.ts";
 import { resolveModelConfig } from "../lib/model/config.ts";
 import { parameterSpecs } from "../lib/model/params.ts";

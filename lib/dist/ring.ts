@@ -25,7 +25,7 @@ export interface RingOptions {
   group?: GroupKind;
   /** Receive timeout, ms. Default: the communicator's. */
   timeoutMs?: number;
-  /** Largest message, in bytes (a multiple of 4). Default 4 MiB. */
+  /** Largest message, in bytes (a multiple of 4). Default 1 MiB. */
   pieceBytes?: number;
 }
 
@@ -38,8 +38,8 @@ export interface RingAllGatherOptions extends RingOptions {
   total?: number;
 }
 
-/** Default message size of the ring collectives. */
-export const DEFAULT_PIECE_BYTES = 4 << 20;
+/** Default message size of the ring collectives: several pieces per chunk keep the ring streaming. */
+export const DEFAULT_PIECE_BYTES = 1 << 20;
 
 type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
 
