@@ -3,7 +3,10 @@
  * WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT, and — on a multi-GPU host — its own
  * GPU through Mesa's device-select layer (Vulkan lists identical GPUs in PCI order and both
  * WebGPU implementations take the first; `DRI_PRIME=pci-…` picks one by PCI address).
- * If a rank fails, the others are stopped and its exit code is returned.
+ * Every launch gets a fresh random `LASP_TOKEN` and `LASP_RUN_ID` (unless set), so ranks of
+ * different runs never talk to each other. SIGINT and SIGTERM are passed on to the ranks (they
+ * checkpoint and stop) while the launcher waits for them; if a rank fails, the others are
+ * stopped and its exit code is returned.
  * @module
  */
 
@@ -80,8 +83,16 @@ export async function launch(options: LaunchOptions): Promise<number> {
       nproc > 1 ? `[rank ${rank}] ${line}` : line,
     );
   });
+  const secret = () =>
+    Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0"))
+      .join("");
+  const shared = {
+    LASP_TOKEN: Deno.env.get("LASP_TOKEN") || secret(),
+    LASP_RUN_ID: Deno.env.get("LASP_RUN_ID") || `run-${secret().slice(0, 12)}`,
+  };
   const children = Array.from({ length: nproc }, (_, rank) => {
     const env: Record<string, string> = {
+      ...shared,
       ...options.env,
       RANK: String(rank),
       WORLD_SIZE: String(nproc),
@@ -106,6 +117,18 @@ export async function launch(options: LaunchOptions): Promise<number> {
     ]);
     return { child, done: child.status.then(async (s) => (await output, s.code)) };
   });
+  const forward = (signal: Deno.Signal) => () => {
+    for (const { child } of children) {
+      try {
+        child.kill(signal);
+      } catch { /* already gone */ }
+    }
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = forward(signal);
+    Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
+  });
   let firstFailure = 0;
   await Promise.all(children.map(async ({ done }, rank) => {
     const code = await done;
@@ -119,5 +142,6 @@ export async function launch(options: LaunchOptions): Promise<number> {
       }
     }
   }));
+  for (const remove of handlers) remove();
   return firstFailure;
 }
