@@ -125,6 +125,7 @@ Deno.test("ring collectives: one rank is a copy; bad arguments are named", async
   assertExact(await ringReduceScatter(solo, x), x, "solo reduce-scatter");
   assertExact(await ringAllGather(solo, x, { total: 3 }), x, "solo all-gather");
   await rejects(() => ringAllReduce(solo, x, { pieceBytes: 6 }), /Invalid pieceBytes 6/);
+  await rejects(() => ringAllGather(solo, x, { total: 2.5 }), /invalid total 2.5/);
   await rejects(
     () => ringAllGather(solo, x, { total: 4 }),
     /passed 3 values, but member 0 of 1 owns 4/,

@@ -212,6 +212,9 @@ export async function ringAllGather(
 ): Promise<Float32Array> {
   const size = comm.groups[options.group ?? "world"]?.ranks.length ?? 1;
   const total = options.total ?? shard.length * size;
+  if (!Number.isSafeInteger(total) || total < 0) {
+    throw new Error(`ring all-gather: invalid total ${total}: must be an integer ≥ 0`);
+  }
   const ring = new Ring(comm, "ring all-gather", total, options);
   const [start, end] = [ring.starts[ring.index], ring.starts[ring.index + 1]];
   if (shard.length !== end - start) {
