@@ -188,3 +188,15 @@ Deno.test("outputs written into a just-released input's buffer keep recorded rea
   y.release();
   z.release();
 });
+
+Deno.test("uploads never take a buffer that unsubmitted work still reads, and do not submit", async () => {
+  const gpu = await testGpu();
+  const x = uploadTensor(gpu, [1, 2, 3, 4], [2, 2]);
+  const y = await matmul(gpu, x, x); // recorded, reads x
+  x.release();
+  const w = uploadTensor(gpu, [9, 9, 9, 9], [2, 2]); // must not overwrite x under the matmul
+  ok(w.buffer !== x.buffer);
+  ok(gpu.commands.hasPendingWork, "the upload did not submit the recorded matmul");
+  deepEqual(Array.from(await downloadTensor(gpu, y)), [7, 10, 15, 22]);
+  for (const t of [y, w]) t.release();
+});

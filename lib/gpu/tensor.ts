@@ -79,6 +79,11 @@ function toDType(data: HostArray | readonly number[], dtype: DType): HostArray {
 
 /** Writes host data into an existing tensor (submitting recorded work first, to keep order). */
 export function writeTensor(tensor: Tensor, data: HostArray | readonly number[]): void {
+  tensor.gpu.commands.submit(); // a queue write lands before unsubmitted commands
+  writeHost(tensor, data);
+}
+
+function writeHost(tensor: Tensor, data: HostArray | readonly number[]): void {
   if (data.length !== tensor.size) {
     throw new Error(
       `Cannot write ${data.length} values into a tensor of shape [${
@@ -87,34 +92,37 @@ export function writeTensor(tensor: Tensor, data: HostArray | readonly number[])
     );
   }
   const typed = toDType(data, tensor.dtype);
-  tensor.gpu.commands.submit();
+  const queue = tensor.gpu.device.queue;
   const bytes = typed.byteLength - (typed.byteLength % 4);
   if (bytes > 0) {
-    tensor.gpu.device.queue.writeBuffer(
-      tensor.buffer,
-      0,
-      typed.buffer as ArrayBuffer,
-      typed.byteOffset,
-      bytes,
-    );
+    queue.writeBuffer(tensor.buffer, 0, typed.buffer as ArrayBuffer, typed.byteOffset, bytes);
   }
   if (bytes < typed.byteLength) {
     // odd-length f16: the buffer is padded to 4 bytes; write the last element with its pad.
     const tail = new Uint8Array(4);
     tail.set(new Uint8Array(typed.buffer, typed.byteOffset + bytes, typed.byteLength - bytes));
-    tensor.gpu.device.queue.writeBuffer(tensor.buffer, bytes, tail);
+    queue.writeBuffer(tensor.buffer, bytes, tail);
   }
 }
 
-/** A new tensor holding `data` (converted to `dtype`). */
+/**
+ * A new tensor holding `data` (converted to `dtype`). Its buffer is one that no unsubmitted
+ * work uses, so the upload needs no submit and recorded work keeps batching.
+ */
 export function uploadTensor(
   gpu: Gpu,
   data: HostArray | readonly number[],
   shape: readonly number[],
   dtype: DType = "f32",
 ): Tensor {
-  const tensor = emptyTensor(gpu, shape, dtype);
-  writeTensor(tensor, data);
+  const bytes = Math.max(4, Math.ceil((shapeSize(shape) * BYTES[dtype]) / 4) * 4);
+  const tensor = new Tensor(gpu, gpu.pool.acquire(bytes, TENSOR_USAGE, false), shape, dtype);
+  try {
+    writeHost(tensor, data);
+  } catch (e) {
+    tensor.release();
+    throw e;
+  }
   return tensor;
 }
 

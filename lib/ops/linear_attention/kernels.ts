@@ -8,7 +8,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
+import { emptyTensor, type Tensor, uploadTensor } from "../../gpu/tensor.ts";
 import {
   outputGeometry,
   outputKey,
@@ -89,16 +89,7 @@ export function makePlan(
   const chunk = tileV.chunk;
   const chunks = Math.ceil(shape.length / chunk);
   const { partChunks, segChunks } = partitioning(gpu, shape, chunk, tuning);
-  // A fresh pool buffer has no recorded users, so a queue write needs no submit (writeTensor
-  // would submit, splitting a profiled region and the caller's batch of work).
-  const log2 = emptyTensor(gpu, [shape.heads]);
-  gpu.device.queue.writeBuffer(
-    log2.buffer,
-    0,
-    l2.buffer as ArrayBuffer,
-    l2.byteOffset,
-    l2.byteLength,
-  );
+  const log2 = uploadTensor(gpu, l2, [shape.heads]); // no submit: keeps the caller's batch whole
   return {
     gpu,
     shape,
