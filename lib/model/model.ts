@@ -21,7 +21,7 @@ import {
   type EmbeddingPlan,
   embeddingScatterPlan,
 } from "../ops/embedding/embedding.ts";
-import { logitsChunkRows, lossHead } from "./loss_head.ts";
+import { LOGITS_CHUNK_BYTES, logitsChunkRows, lossHead } from "./loss_head.ts";
 import { fill } from "../ops/activation/activation.ts";
 import type { ModelConfig } from "./config.ts";
 import { decayRates } from "./decay.ts";
@@ -92,7 +92,7 @@ export interface ModelOptions {
   attention: LaspAttention;
   /** Every parameter of {@linkcode parameterSpecs} by name, with its shape. */
   params: Map<string, Tensor>;
-  /** Rows per chunk of the loss head's logits; default: 256 MiB of logits. */
+  /** Rows per chunk of the loss head's logits; default: 256 MiB of logits (at most half the binding limit). */
   logitsChunkRows?: number;
 }
 
@@ -120,7 +120,9 @@ export class Model {
     const { config, params } = options;
     this.config = config;
     this.attention = options.attention;
-    this.chunkRows = options.logitsChunkRows ?? logitsChunkRows(config.vocabSize);
+    // pooled buffers round sizes up: keep a chunk within half the device's binding limit
+    const bytes = Math.min(LOGITS_CHUNK_BYTES, gpu.limits.maxStorageBufferBindingSize / 2);
+    this.chunkRows = options.logitsChunkRows ?? logitsChunkRows(config.vocabSize, bytes);
     this.specs = parameterSpecs(config);
     for (const spec of this.specs) {
       const t = params.get(spec.name);
