@@ -66,14 +66,16 @@ for (const W of rankCounts) {
     );
   }
 }
-console.log(
-  "\nAll-reduce on loopback, WebSocket processes (MiB/s; busBW = 2(W−1)/W · bytes / time)",
-);
-console.log(
-  "| W | MiB | p2p MiB/s | p2p both ways, MiB/s each | ring ms | ring busBW | ring/p2p | ring/both-ways | direct ms | direct busBW |",
-);
-console.log("|---|---|---|---|---|---|---|---|---|---|");
-for (const row of rows) console.log(row);
+if (rows.length > 0) {
+  console.log(
+    "\nAll-reduce on loopback, WebSocket processes (MiB/s; busBW = 2(W−1)/W · bytes / time)",
+  );
+  console.log(
+    "| W | MiB | p2p MiB/s | p2p both ways, MiB/s each | ring ms | ring busBW | ring/p2p | ring/both-ways | direct ms | direct busBW |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  for (const row of rows) console.log(row);
+}
 
 // memory per rank per ZeRO stage, from the layouts the optimizer uses (f32 everywhere)
 const memRows: string[] = [];
