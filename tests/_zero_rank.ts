@@ -47,6 +47,19 @@ function upload(gpu: Awaited<ReturnType<typeof openDevice>>, f: (p: number) => F
   return new Map<string, Tensor>(PARAMS.map((p, i) => [p.name, uploadTensor(gpu, f(i), p.shape)]));
 }
 
+/** Waits until the reducer has sent ring messages: the first bucket runs before the rest is marked. */
+async function firstBucketSends(comm: Communicator): Promise<void> {
+  const deadline = performance.now() + 20_000;
+  while (comm.counters.messagesSent === 0) {
+    if (performance.now() > deadline) {
+      throw new Error(
+        `rank ${comm.rank}: the first bucket did not start before the others were ready`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 /** Results keyed `bucket/<mode>/<int|float>/<name or unit>` and `zero<s>/...`. */
 export async function zeroCases(comm: Communicator): Promise<Record<string, Float32Array>> {
   const gpu = await openDevice({ nanFill: true });
@@ -61,9 +74,12 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
       const grads = upload(gpu, (p) => gradOf(p, rank, 0, integer));
       const layout = new ZeroLayout(bucketUnits(order, BUCKET_BYTES), W, rank);
       const reducer = new BucketReducer(gpu, comm, layout, grads, { mode, pieceBytes: 512 });
-      for (const p of order) {
+      const first = layout.units[0].entries.length;
+      comm.takeCounters();
+      for (const [i, p] of order.entries()) {
         await fill(gpu, scratch, { value: 1 }); // "the backward goes on"
         reducer.markReady(p.name);
+        if (i === first - 1) await firstBucketSends(comm);
       }
       const { units } = await reducer.finish();
       units.forEach((u, i) => (out[`${key}/unit${i}`] = u));
