@@ -1,6 +1,7 @@
 /**
  * Data-sequence hybrid training with ZeRO: DP = 2 × SP = 2 (W = 4) at ZeRO-1, 2 and 3, as
- * Workers and as processes over WebSockets started by the launcher, reproduces the per-step
+ * Workers and as processes over WebSockets started by the launcher (and DP = 2 with gradient
+ * accumulation, and runs started with torchrun/Slurm variables), reproduces the per-step
  * losses of one rank training on the same global batch (ZeRO-0); every rank reports the same
  * stats. Tolerances, relative (seen on lavapipe in brackets): losses 1e-6 [5.5e-8], first
  * gradient norm 1e-6 [3.4e-8], all gradient norms 1e-5 [3.1e-7], eval loss 1e-6 [0].
@@ -38,9 +39,10 @@ async function check(
   how: string,
   stages = ARGS.stages,
   steps = ARGS.steps,
+  reference?: ReturnType<typeof trainRank>,
 ): Promise<void> {
   single ??= trainRank(Communicator.solo(), { ...ARGS, train: { ...ARGS.train, zero: 0 } });
-  const ref = { ...await single };
+  const ref = { ...await (reference ?? single) };
   ref.stats = ref.stats.slice(0, steps);
   for (const stage of stages) {
     const label = `${how} ZeRO-${stage}`;
@@ -117,3 +119,18 @@ for (const [style, stage] of [["torchrun", 1], ["slurm", 2]] as const) {
     await check(outputs, style, [stage], 3);
   });
 }
+
+Deno.test("DP=2 with 2 micro-batches per step at ZeRO-1/2/3 (Workers) matches one rank", async () => {
+  // the reducer runs on the last micro-batch's backward only: earlier ones must still count
+  const args = { ...ARGS, train: { ...ARGS.train, gradAccum: 2 }, steps: 3 };
+  const reference = trainRank(Communicator.solo(), { ...args, train: { ...args.train, zero: 0 } });
+  const outputs = await spawnWorkerRanks<ZeroTrainResult>({
+    world: 2,
+    sp: 1,
+    module: new URL("./_zero_train_rank.ts", import.meta.url),
+    exportName: "zeroTrainRanks",
+    args,
+    timeoutMs: 300_000,
+  });
+  await check(outputs, "gradAccum 2", args.stages, 3, reference);
+});
