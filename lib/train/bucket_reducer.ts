@@ -4,8 +4,8 @@
  * parameter's gradient becomes final; once every gradient of a bucket is, its download is
  * recorded and submitted right away and, when the bytes arrive, its ring all-reduce (or
  * reduce-scatter for ZeRO-2/3) starts — while the caller goes on recording the backward.
- * `finish()` waits for every bucket and, for an all-reduce with `writeBack`, uploads the sums
- * into the gradient tensors.
+ * For an all-reduce with `writeBack`, each bucket's sums are written into its gradient
+ * tensors as soon as its reduction ends; `finish()` waits for every bucket.
  *
  * Buckets start their collectives strictly in layout order (a bucket whose download finished
  * early waits for the ones before it), so every rank issues the same collectives in the same
@@ -22,7 +22,7 @@ import type { ZeroLayout } from "./zero_layout.ts";
 export interface BucketReducerOptions {
   /** "all-reduce" (ZeRO-0/1: full sums) or "reduce-scatter" (ZeRO-2/3: this rank's shards). */
   mode: "all-reduce" | "reduce-scatter";
-  /** With "all-reduce": write the sums back into the gradient tensors. Default true. */
+  /** With "all-reduce": write the sums back into the gradient tensors (per bucket, as each ends). Default true. */
   writeBack?: boolean;
   /** Message size of the ring, bytes. Default: the ring's. */
   pieceBytes?: number;
@@ -107,7 +107,16 @@ export class BucketReducer {
         : ringReduceScatter(this.comm, data, ringOptions),
     }));
     this.#chain = call;
-    const result = call.then((c) => c.result);
+    const writeBack = this.options.mode === "all-reduce" && (this.options.writeBack ?? true);
+    // sums go back to the GPU as each bucket finishes, beside the other buckets' reductions
+    const result = call.then((c) => c.result).then((sum) => {
+      if (writeBack) {
+        for (const e of unit.entries) {
+          writeTensor(this.grads.get(e.name)!, sum.subarray(e.offset, e.offset + e.size));
+        }
+      }
+      return sum;
+    });
     result.catch(() => {}); // reported by finish()
     this.#results[u] = result;
   }
@@ -125,13 +134,6 @@ export class BucketReducer {
       );
     }
     const units = await Promise.all(this.#results as Promise<Float32Array>[]);
-    if (this.options.mode === "all-reduce" && (this.options.writeBack ?? true)) {
-      this.layout.units.forEach((unit, u) => {
-        for (const e of unit.entries) {
-          writeTensor(this.grads.get(e.name)!, units[u].subarray(e.offset, e.offset + e.size));
-        }
-      });
-    }
     return { units };
   }
 }
