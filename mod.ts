@@ -254,7 +254,7 @@ export { generate, type GenerateOptions, sampleToken } from "./lib/model/generat
 export { Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
 export { learningRate } from "./lib/train/schedule.ts";
 export { resolveTrainConfig } from "./lib/train/validate.ts";
-export { GradReducer, type ReducedGradients } from "./lib/train/grad_reduce.ts";
+export { GradReducer, type GradReducerOptions } from "./lib/train/grad_reduce.ts";
 export {
   DEFAULT_TRAIN_CONFIG,
   type MicroBatch,

@@ -1,82 +1,80 @@
 /**
- * Gradient reduction over all W = DP × SP ranks (LASP.md §4: with sequence parallelism every
- * rank of an SP group holds a partial gradient of the same parameters, with data parallelism
- * every DP rank too), and the global gradient norm with its clip scale.
+ * Gradient reduction of the replicated optimizer (ZeRO-0) over all W = DP × SP ranks
+ * (LASP.md §4: with sequence parallelism every rank of an SP group holds a partial gradient of
+ * the same parameters, with data parallelism every DP rank too), and the global gradient norm
+ * with its clip scale, left on the GPU for the AdamW kernel.
  *
- * ZeRO-0 (replicated optimizer): one flat buffer per step — one batched readback of every
- * gradient (and of small extras such as loss sums that ride along), one ring all-reduce, one
- * upload — then the norm in float64 on the host from the identical reduced values, so every
- * rank clips by the same scale. With one rank nothing leaves the GPU: the norm and scale are
- * computed there ({@linkcode gradNormClip}).
+ * The gradients travel as buckets of about `bucketMiB` in backward order
+ * ({@linkcode BucketReducer}): each bucket is read back in one batch and ring-all-reduced as
+ * soon as the last backward has finished its gradients, overlapping the rest of the backward,
+ * and the sums are uploaded back. The ring gives every rank identical bits, so the norm
+ * computed afterwards on each rank's GPU (deterministic two-stage reduction) is identical too.
+ * With one rank nothing leaves the GPU.
  *
  * ZeRO-1/2/3 take the other path of the trainer: `ZeroDriver` (lib/train/zero_driver.ts)
- * reduce-scatters buckets and updates only this rank's shards.
+ * reduce-scatters the same buckets and updates only this rank's shards.
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { downloadTensors, type Tensor, uploadTensor } from "../gpu/tensor.ts";
+import type { Tensor } from "../gpu/tensor.ts";
 import type { Communicator } from "../dist/communicator.ts";
-import { ringAllReduce } from "../dist/ring.ts";
 import { gradNormClip } from "../ops/adamw/adamw.ts";
+import type { ParamSpec } from "../model/params.ts";
+import { BucketReducer } from "./bucket_reducer.ts";
+import { backwardOrder, bucketUnits, ZeroLayout } from "./zero_layout.ts";
+import { DEFAULT_BUCKET_MIB } from "./zero_driver.ts";
 
-/** What a reduction leaves for the optimizer. */
-export interface ReducedGradients {
-  /** `[norm, clip scale]` on the GPU, as `adamwStep` reads it. Release after the step. */
-  clip: Tensor;
-  /**
-   * Host values when the reduction went through the host (W > 1): the norm and the extras
-   * summed over all ranks. Absent with one rank: read `clip` and the extras from the GPU.
-   */
-  host?: { norm: number; extras: Float32Array[] };
+/** Options of {@linkcode GradReducer}. */
+export interface GradReducerOptions {
+  /** Parameters in checkpoint order. */
+  specs: readonly ParamSpec[];
+  /** Global gradient-norm clip (0: off). */
+  maxNorm: number;
+  /** Bucket size, MiB. Default {@linkcode DEFAULT_BUCKET_MIB}. */
+  bucketMiB?: number;
 }
 
-/** Reduces gradients over every rank of the communicator's world (ZeRO stage 0). */
+/** Sums gradients over every rank of the communicator's world (ZeRO stage 0). */
 export class GradReducer {
-  /** `maxNorm` 0: no clipping. */
-  constructor(readonly comm: Communicator, readonly options: { maxNorm: number }) {}
+  /** Buckets over the world (absent with one rank). */
+  readonly layout: ZeroLayout | undefined;
+
+  /** A reducer for `options.specs` over `comm`'s world. */
+  constructor(readonly comm: Communicator, readonly options: GradReducerOptions) {
+    if (comm.world > 1) {
+      const flat = options.specs.map((s) => ({
+        name: s.name,
+        size: s.shape.reduce((a, b) => a * b, 1),
+        decay: s.decay,
+      }));
+      const bytes = (options.bucketMiB ?? DEFAULT_BUCKET_MIB) * (1 << 20);
+      this.layout = new ZeroLayout(bucketUnits(backwardOrder(flat), bytes), comm.world, comm.rank);
+    }
+  }
 
   /**
-   * Sums `grads` (in place, on the GPU) and `extras` over all ranks, and computes the global
-   * norm and clip scale of the summed gradients.
+   * The step's reduction (none with one rank): call `markReady(name)` on it as each gradient
+   * of the last micro-batch becomes final, then {@linkcode finish}.
    */
-  async reduce(
-    gpu: Gpu,
-    grads: readonly Tensor[],
-    extras: readonly Tensor[],
-  ): Promise<ReducedGradients> {
-    const maxNorm = this.options.maxNorm;
-    if (this.comm.world === 1) return { clip: await gradNormClip(gpu, grads, { maxNorm }) };
-    const all = [...grads, ...extras];
-    const parts = (await downloadTensors(gpu, all)) as Float32Array[];
-    const total = parts.reduce((n, p) => n + p.length, 0);
-    const flat = new Float32Array(total);
-    let offset = 0;
-    for (const p of parts) {
-      flat.set(p, offset);
-      offset += p.length;
-    }
-    const summed = await ringAllReduce(this.comm, flat);
-    gpu.commands.submit(); // the uploads below must follow everything recorded so far
-    offset = 0;
-    let ss = 0;
-    const extrasOut: Float32Array[] = [];
-    all.forEach((t, i) => {
-      const n = parts[i].length;
-      const values = summed.subarray(offset, offset + n);
-      if (i < grads.length) {
-        for (let j = 0; j < n; j++) ss += values[j] * values[j];
-        gpu.device.queue.writeBuffer(
-          t.buffer,
-          0,
-          summed.buffer as ArrayBuffer,
-          summed.byteOffset + offset * 4,
-          n * 4,
-        );
-      } else extrasOut.push(values.slice());
-      offset += n;
+  start(gpu: Gpu, grads: ReadonlyMap<string, Tensor>): BucketReducer | undefined {
+    if (!this.layout) return undefined;
+    return new BucketReducer(gpu, this.comm, this.layout, grads, {
+      mode: "all-reduce",
+      writeBack: true,
     });
-    const norm = Math.sqrt(ss);
-    const scale = maxNorm > 0 ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
-    return { clip: uploadTensor(gpu, [norm, scale], [2]), host: { norm, extras: extrasOut } };
+  }
+
+  /**
+   * Waits for the sums (written into the gradient tensors) and returns `[norm, clip scale]`
+   * of all gradients on the GPU (release it after the optimizer step).
+   */
+  async finish(
+    gpu: Gpu,
+    grads: ReadonlyMap<string, Tensor>,
+    reducer: BucketReducer | undefined,
+  ): Promise<Tensor> {
+    if (reducer) await reducer.finish();
+    const all = this.options.specs.map((s) => grads.get(s.name)!);
+    return await gradNormClip(gpu, all, { maxNorm: this.options.maxNorm });
   }
 }

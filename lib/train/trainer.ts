@@ -4,10 +4,12 @@
  * reduction over all ranks, global-norm clipping, AdamW with decoupled weight decay (none on
  * gains), warmup + cosine learning rate. Implements {@linkcode TrainerLike}.
  *
- * ZeRO: stage 0 keeps every moment on every rank and all-reduces one flat gradient buffer
+ * ZeRO: stage 0 keeps every moment on every rank and all-reduces the gradients in buckets
  * ({@linkcode GradReducer}); stages 1–3 go through {@linkcode ZeroDriver} (bucketed
- * reduce(-scatter) overlapped with the last backward, sharded AdamW; stage 3 shards the
- * parameters too and gathers one layer's at a time around its forward and backward).
+ * reduce(-scatter), sharded AdamW; stage 3 shards the
+ * parameters too and gathers one layer's at a time around its forward and backward). Except at
+ * stage 3, each bucket's reduction starts as soon as the last micro-batch's backward has
+ * finished its gradients, overlapping the rest of the backward.
  *
  * Loss normalization: every rank scales its token losses by 1 / (target tokens of the global
  * batch: all ranks, all micro-batches), so the gradients summed over ranks are exactly those
@@ -28,6 +30,7 @@ import { LaspAttention, type LaspCounters } from "../lasp/attention.ts";
 import { adamwStep } from "../ops/adamw/adamw.ts";
 import { fill } from "../ops/activation/activation.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { parameterSpecs } from "../model/params.ts";
 import { initParams } from "../model/init.ts";
 import { type LossResult, Model } from "../model/model.ts";
 import { GradReducer } from "./grad_reduce.ts";
@@ -84,7 +87,8 @@ export class Trainer implements TrainerLike {
     }
     this.#attention = new LaspAttention(this.comm, { mode: this.train.laspMode });
     if (this.train.zero === 0) {
-      this.#reducer = new GradReducer(this.comm, { maxNorm: this.train.clip });
+      const specs = parameterSpecs(this.model);
+      this.#reducer = new GradReducer(this.comm, { specs, maxNorm: this.train.clip });
     }
     const host = initParams(this.model, this.train.seed);
     const params = new Map<string, Tensor>();
@@ -160,12 +164,13 @@ export class Trainer implements TrainerLike {
     const stats: Tensor[] = [];
     try {
       for (const [i, m] of micro.entries()) {
-        if (zero && zero.stage < 3 && i === micro.length - 1) {
+        if (i === micro.length - 1 && zero?.stage !== 3) {
           // overlap: each bucket's reduction starts once the last backward finishes its
           // gradients (ZeRO-3 reduces after the backward: its per-layer gathers are ring
           // collectives too, and those must be issued in the same order on every rank)
-          const r = reducer = zero.reducer();
-          this.net.hooks = { gradsDone: (names) => names.forEach((n) => r.markReady(n)) };
+          reducer = zero ? zero.reducer() : this.#reducer!.start(this.#gpu, this.net.grads);
+          const r = reducer;
+          if (r) this.net.hooks = { gradsDone: (names) => names.forEach((n) => r.markReady(n)) };
         }
         const r = await this.net.forward(m, {
           needsGrad: true,
@@ -186,28 +191,27 @@ export class Trainer implements TrainerLike {
     const lr = learningRate(step, this.train);
     const { gradNorm, lossSum } = zero
       ? await this.#shardedUpdate(zero, stats, { lr, step, reducer })
-      : await this.#replicatedUpdate(stats, { lr, step });
+      : await this.#replicatedUpdate(stats, { lr, step, reducer });
     for (const s of stats) s.release();
     await this.net.zeroGrads();
     this.#step = step;
     return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
   }
 
-  /** ZeRO-0: flat all-reduce (none with one rank), global clip, AdamW on every parameter. */
+  /** ZeRO-0: bucketed all-reduce (none with one rank), global clip, AdamW on every parameter. */
   async #replicatedUpdate(
     stats: Tensor[],
-    hyper: { lr: number; step: number },
+    hyper: { lr: number; step: number; reducer?: BucketReducer },
   ): Promise<{ gradNorm: number; lossSum: number }> {
     const gpu = this.#gpu, t = this.train;
-    const grads = this.net.specs.map((s) => this.net.grads.get(s.name)!);
-    const reduced = await this.#reducer!.reduce(gpu, grads, stats);
+    const clip = await this.#reducer!.finish(gpu, this.net.grads, hyper.reducer);
     for (const spec of this.net.specs) {
       await adamwStep(gpu, {
         param: this.net.params.get(spec.name)!,
         grad: this.net.grads.get(spec.name)!,
         m: this.#m.get(spec.name)!,
         v: this.#v.get(spec.name)!,
-        clip: reduced.clip,
+        clip,
       }, {
         lr: hyper.lr,
         beta1: t.beta1,
@@ -217,17 +221,10 @@ export class Trainer implements TrainerLike {
         step: hyper.step,
       });
     }
-    let gradNorm: number, lossSum = 0;
-    if (reduced.host) {
-      gradNorm = reduced.host.norm;
-      for (const e of reduced.host.extras) lossSum += e[2];
-    } else {
-      const [clip, ...sums] = await downloadTensors(gpu, [reduced.clip, ...stats]);
-      gradNorm = clip[0];
-      for (const s of sums) lossSum += s[2];
-    }
-    reduced.clip.release();
-    return { gradNorm, lossSum };
+    const [norm, ...sums] = await downloadTensors(gpu, [clip, ...stats]);
+    clip.release();
+    const [lossSum] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0)]);
+    return { gradNorm: norm[0], lossSum };
   }
 
   /**
