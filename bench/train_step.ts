@@ -133,6 +133,7 @@ for (const v of variants) {
     rows.push(`| ${v} | failed: ${(e as Error).message.slice(0, 120)} |`);
   } finally {
     trainer?.destroy();
+    await gpu.commands.finish(); // recorded work may still use released buffers
     gpu.pool.clear();
   }
   console.log(rows.at(-1));

@@ -11,10 +11,10 @@
  * accumulate), activation gradients are written. Memory: the forward keeps only what is
  * costly to recompute (q, k, v before and after φ, u, o, x2, and the two GLU branches); the
  * backward recomputes h1, h2, y and g with one memory-bound kernel each, and releases every
- * saved activation as soon as it has used it. The block input `x` belongs to the caller. Each block ends
- * with a submit: the pool hands a released buffer out again only after the work recorded so
- * far is submitted, so this bounds the memory held by freed-but-unsubmitted activations to
- * one block's worth.
+ * saved activation as soon as it has used it. The block input `x` belongs to the caller. Each
+ * block ends with a submit, so the GPU starts on a block while the next one is recorded and
+ * the buffers it released serve any later use (a buffer released while recorded work still
+ * uses it serves only GPU-written outputs until the next submit: lib/gpu/pool.ts).
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
@@ -198,7 +198,7 @@ export async function blockForward(
     b,
   };
   if (options.needsGrad) {
-    gpu.commands.submit(); // see the module doc: freed buffers become reusable at a submit
+    gpu.commands.submit(); // see the module doc
     return { out, saved };
   }
   releaseAll(...Object.values(saved).filter((t): t is Tensor => typeof t === "object"));
