@@ -369,5 +369,6 @@ export class Trainer implements TrainerLike {
     for (const t of [...this.#m.values(), ...this.#v.values()]) t.release();
     this.#m.clear();
     this.#v.clear();
+    this.net.gpu.commands.submit(); // recorded work (the zeroing of gradients) leaves the encoder
   }
 }
