@@ -27,7 +27,7 @@ struct Params {
 var<private> quiet_nan_bits: u32 = 0x7fc00000u;
 
 const WG: u32 = 256u; // threads per row: a power of two ≤ 256 (lib/ops/_rows.ts)
-const NEG_BIG: f32 = -3.4028235e38; // start of a running max (−inf would give inf − inf)
+const NEG_BIG: f32 = -3.4028234e38; // start of a running max (−inf would give inf − inf); ≤ f32 max, which Tint checks strictly
 var<workgroup> red_a: array<f32, WG>;
 var<workgroup> red_b: array<f32, WG>;
 

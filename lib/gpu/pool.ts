@@ -113,16 +113,18 @@ export class BufferPool {
     return undefined;
   }
 
-  /** Destroys every free buffer. */
+  /** Destroys every free buffer that no unsubmitted work uses (those wait for a later clear). */
   clear(): void {
-    for (const list of this.#free.values()) {
+    for (const [key, list] of this.#free) {
+      const keep = list.filter((b) => this.#busy.has(b));
       for (const b of list) {
+        if (this.#busy.has(b)) continue;
         this.#allocatedBytes -= b.size;
         b.destroy();
       }
+      if (keep.length > 0) this.#free.set(key, keep);
+      else this.#free.delete(key);
     }
-    this.#free.clear();
-    this.#busy.clear();
   }
 
   #create(size: number, usage: GPUBufferUsageFlags): GPUBuffer {
