@@ -200,3 +200,29 @@ Deno.test("uploads never take a buffer that unsubmitted work still reads, and do
   deepEqual(Array.from(await downloadTensor(gpu, y)), [7, 10, 15, 22]);
   for (const t of [y, w]) t.release();
 });
+
+Deno.test("inside a Worker, auto takes the built-in implementation and dawn is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  const script = `${dir}/rank.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { openDevice } from "${new URL("../mod.ts", import.meta.url)}";
+const auto = await openDevice({ gpu: "auto" });
+let refused = "";
+try { await openDevice({ gpu: "dawn" }); } catch (e) { refused = (e as Error).message; }
+self.postMessage({ impl: auto.implementation, refused });
+auto.destroy();`,
+  );
+  const worker = new Worker(new URL(`file://${script}`), { type: "module" });
+  try {
+    const reply = await new Promise<{ impl: string; refused: string }>((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(new Error(e.message));
+    });
+    equal(reply.impl, "deno");
+    match(reply.refused, /Cannot use gpu "dawn" inside a Worker .*cli\/launch\.ts/);
+  } finally {
+    worker.terminate();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -110,13 +110,29 @@ async function requestAdapter(
 const NO_ADAPTER_HELP = "install a Vulkan driver (on a CPU-only Debian/Ubuntu machine: " +
   "apt-get install -y mesa-vulkan-drivers; on NVIDIA: the driver's Vulkan ICD)";
 
-/** Opens a device with the adapter's full limits and the useful optional features. */
+/** True inside a Web Worker (ranks as Workers), false on a process's main thread. */
+export function inWorker(): boolean {
+  return typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined";
+}
+
+/**
+ * Opens a device with the adapter's full limits and the useful optional features.
+ *
+ * Inside a Worker, Dawn is not used: on an H100 host, ranks as Workers that each loaded Dawn
+ * (a Node-API addon) never got through their first kernel, while the built-in implementation
+ * works there. `auto` picks the built-in one; an explicit `dawn` is refused.
+ */
 export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> {
   const choice = resolveGpuChoice(options.gpu);
+  if (choice === "dawn" && inWorker()) {
+    throw new Error(
+      'Cannot use gpu "dawn" inside a Worker (Dawn hangs there): run one process per rank (cli/launch.ts) or use gpu "deno"',
+    );
+  }
   const powerPreference = options.powerPreference ?? "high-performance";
   let impl: GpuImplementation;
   let adapter: GPUAdapter | null = null;
-  if (choice === "auto") {
+  if (choice === "auto" && !inWorker()) {
     adapter = await requestAdapter("dawn", powerPreference);
     impl = "dawn";
     if (!adapter || adapter.info.isFallbackAdapter) {
@@ -124,7 +140,7 @@ export async function openDevice(options: OpenDeviceOptions = {}): Promise<Gpu> 
       impl = "deno";
     }
   } else {
-    impl = choice;
+    impl = choice === "auto" ? "deno" : choice;
     adapter = await requestAdapter(impl, powerPreference);
   }
   if (!adapter) {
