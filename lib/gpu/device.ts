@@ -118,7 +118,7 @@ export function inWorker(): boolean {
 /**
  * Opens a device with the adapter's full limits and the useful optional features.
  *
- * Inside a Worker, Dawn is not used: on an H100 host, ranks as Workers that each loaded Dawn
+ * Inside a Worker, Dawn is not used: on an NVIDIA H200 host, ranks as Workers that each loaded Dawn
  * (a Node-API addon) never got through their first kernel, while the built-in implementation
  * works there. `auto` picks the built-in one; an explicit `dawn` is refused.
  */
