@@ -73,15 +73,39 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
       const key = `bucket/${mode}/${integer ? "int" : "float"}`;
       const grads = upload(gpu, (p) => gradOf(p, rank, 0, integer));
       const layout = new ZeroLayout(bucketUnits(order, BUCKET_BYTES), W, rank);
-      const reducer = new BucketReducer(gpu, comm, layout, grads, { mode, pieceBytes: 512 });
+      // reduce-scatter frees each bucket's gradients once its download is submitted (ZeRO-2/3);
+      // the "backward" below then reuses those buffers for junk, which must not reach the sums
+      const released: string[] = [];
+      const release = mode === "reduce-scatter"
+        ? (names: string[]) => {
+          for (const n of names) {
+            grads.get(n)!.release();
+            grads.delete(n);
+            released.push(n);
+          }
+        }
+        : undefined;
+      const reducer = new BucketReducer(gpu, comm, layout, grads, {
+        mode,
+        pieceBytes: 512,
+        release,
+      });
       const first = layout.units[0].entries.length;
       comm.takeCounters();
       for (const [i, p] of order.entries()) {
         await fill(gpu, scratch, { value: 1 }); // "the backward goes on"
         reducer.markReady(p.name);
+        if (release) {
+          const junk = emptyTensor(gpu, [p.size]);
+          await fill(gpu, junk, { value: 1e30 });
+          junk.release();
+        }
         if (i === first - 1) await firstBucketSends(comm);
       }
       const { units } = await reducer.finish();
+      if (release && (grads.size !== 0 || released.length !== PARAMS.length)) {
+        throw new Error(`release freed ${released.length} of ${PARAMS.length} gradients`);
+      }
       units.forEach((u, i) => (out[`${key}/unit${i}`] = u));
       if (mode === "all-reduce") {
         const got = await downloadTensors(gpu, PARAMS.map((p) => grads.get(p.name)!));

@@ -108,11 +108,15 @@ export class Model {
   hooks: ModelHooks = {};
   /** Parameter tensors by checkpoint name. */
   readonly params: Map<string, Tensor>;
-  /** Gradient tensors by checkpoint name (created on first {@linkcode zeroGrads}). */
+  /**
+   * Gradient tensors by checkpoint name (created by {@linkcode zeroGrads}; after
+   * `zeroGrads({ lazy: true })` or {@linkcode releaseGrads}, on their first write instead).
+   */
   readonly grads: Map<string, Tensor> = new Map();
   /** Parameter specs in checkpoint order. */
   readonly specs: ParamSpec[];
   readonly #decay: number[][];
+  readonly #specs: Map<string, ParamSpec>;
   #state: ForwardState | undefined;
 
   /** A model over `options.params` on `gpu`. */
@@ -137,36 +141,61 @@ export class Model {
       }
     }
     this.params = params;
+    this.#specs = new Map(this.specs.map((s) => [s.name, s]));
     this.#decay = decayRates(config);
   }
 
-  /** Sets every gradient to zero (allocating them the first time). */
-  async zeroGrads(): Promise<void> {
-    for (const spec of this.specs) {
-      let g = this.grads.get(spec.name);
-      if (!g) this.grads.set(spec.name, g = emptyTensor(this.gpu, spec.shape));
-      await fill(this.gpu, g, { value: 0 });
+  /**
+   * Sets every gradient to zero (allocating them the first time). `lazy`: frees them instead;
+   * each is allocated (zeroed) when the next forward/backward first writes it, so a caller
+   * that frees gradients as they are consumed (ZeRO-2/3) never holds all of them at once.
+   */
+  async zeroGrads(options: { lazy?: boolean } = {}): Promise<void> {
+    if (options.lazy) return this.releaseGrads(this.specs.map((s) => s.name));
+    for (const { name } of this.specs) {
+      const g = this.grads.get(name);
+      if (g) await fill(this.gpu, g, { value: 0 });
+      else await this.#grad(name);
     }
   }
 
-  #block(l: number): BlockContext {
+  /** Frees these gradients (e.g. once reduced); their next write allocates them zeroed. */
+  releaseGrads(names: readonly string[]): void {
+    for (const name of names) {
+      this.grads.get(name)?.release();
+      this.grads.delete(name);
+    }
+  }
+
+  /** The gradient of a parameter, allocated zeroed if absent (`+=` needs a zero start). */
+  async #grad(name: string): Promise<Tensor> {
+    let g = this.grads.get(name);
+    if (!g) {
+      const spec = this.#specs.get(name);
+      if (!spec) throw new Error(`Model: no parameter named ${name}`);
+      this.grads.set(name, g = emptyTensor(this.gpu, spec.shape));
+      await fill(this.gpu, g, { value: 0 });
+    }
+    return g;
+  }
+
+  /** Layer `l`'s context; `withGrads`: its gradients too (allocated now if absent). */
+  async #block(l: number, withGrads: boolean): Promise<BlockContext> {
     const names = blockParamNames(l);
-    const pick = (m: Map<string, Tensor>) => {
-      const out: Partial<BlockParams> = {};
-      for (const [key, name] of Object.entries(names)) {
-        const t = m.get(name);
-        if (t) out[key as keyof BlockParams] = t;
-      }
-      return out as BlockParams;
-    };
+    const params: Partial<BlockParams> = {}, grads: Partial<BlockParams> = {};
+    for (const [key, name] of Object.entries(names)) {
+      if (!this.params.has(name)) continue; // e.g. norm gains without normGain
+      params[key as keyof BlockParams] = this.params.get(name)!;
+      if (withGrads) grads[key as keyof BlockParams] = await this.#grad(name);
+    }
     return {
       gpu: this.gpu,
       config: this.config,
       attention: this.attention,
       layer: l,
       decay: this.#decay[l],
-      params: pick(this.params),
-      grads: pick(this.grads),
+      params: params as BlockParams,
+      grads: grads as BlockParams,
     };
   }
 
@@ -209,7 +238,9 @@ export class Model {
     const saved: (BlockSaved | undefined)[] = [];
     for (let l = 0; l < c.layers; l++) {
       await this.hooks.beforeBlock?.(l);
-      const r = await blockForward(this.#block(l), x, { needsGrad: needsGrad && !recompute });
+      const r = await blockForward(await this.#block(l, false), x, {
+        needsGrad: needsGrad && !recompute,
+      });
       this.hooks.afterBlock?.(l);
       saved.push(r.saved);
       if (!needsGrad) x.release();
@@ -238,7 +269,7 @@ export class Model {
     }, {
       chunkRows: this.chunkRows,
       grad: needsGrad
-        ? { lossScale: options.lossScale!, dweight: this.grads.get(headName)! }
+        ? { lossScale: options.lossScale!, dweight: await this.#grad(headName) }
         : undefined,
     });
     nf.y.release();
@@ -260,7 +291,7 @@ export class Model {
     void options; // recomputation is decided per block by what the forward kept
     const done = (names: (string | undefined)[]) =>
       this.hooks.gradsDone?.(
-        names.filter((n): n is string => n !== undefined && this.grads.has(n)),
+        names.filter((n): n is string => n !== undefined && this.#specs.has(n)),
       );
     done(c.tieEmbeddings ? [] : ["lm_head.weight"]);
     const xL = s.xs[c.layers];
@@ -269,7 +300,7 @@ export class Model {
       { x: xL, rstd: s.rstdF, dy: s.dhf.reshape(xL.shape) },
       {
         gain: this.params.get("final_norm.weight"),
-        dgain: this.grads.get("final_norm.weight"),
+        dgain: c.normGain ? await this.#grad("final_norm.weight") : undefined,
         accumulate: c.normGain,
       },
     );
@@ -278,7 +309,7 @@ export class Model {
     let dx = nf.dx; // [B, n, D]
     for (let l = c.layers - 1; l >= 0; l--) {
       await this.hooks.beforeBlock?.(l);
-      const ctx = this.#block(l);
+      const ctx = await this.#block(l, true);
       const x = s.xs[l];
       let saved = s.saved[l];
       if (!saved) {
@@ -294,7 +325,7 @@ export class Model {
       dx = dPrev;
     }
     await embeddingBackward(gpu, { dy: dx, plan: s.plan }, {
-      dweight: this.grads.get("embed_tokens.weight")!,
+      dweight: await this.#grad("embed_tokens.weight"),
       accumulate: true,
     });
     for (const t of [dx, s.xs[0], s.plan.tensor]) t.release();

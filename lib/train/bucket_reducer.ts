@@ -10,6 +10,11 @@
  * Buckets start their collectives strictly in layout order (a bucket whose download finished
  * early waits for the ones before it), so every rank issues the same collectives in the same
  * order whatever the timing. Sums follow the ring's rounding (lib/dist/ring.ts).
+ *
+ * With `release`, a bucket's gradient tensors are handed back as soon as their download is
+ * submitted: with reduce-scatter nothing reads them again, so ZeRO-2/3 need not hold the full
+ * gradients once reduced. Gradients may then also be created after the reducer (by the backward's
+ * first write); they must exist when their bucket starts.
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
@@ -28,6 +33,11 @@ export interface BucketReducerOptions {
   pieceBytes?: number;
   /** Receive timeout, ms. Default: the communicator's. */
   timeoutMs?: number;
+  /**
+   * Called with a bucket's parameter names once its download is submitted, to free their
+   * gradient tensors (only with "reduce-scatter", which writes nothing back).
+   */
+  release?: (names: string[]) => void;
 }
 
 /** One rank's result of a reduction: per unit, the full sum or this rank's shard of it. */
@@ -59,17 +69,12 @@ export class BucketReducer {
         `BucketReducer: layout of rank ${layout.rank}/${layout.world} on communicator rank ${comm.rank}/${comm.world}`,
       );
     }
-    for (const unit of layout.units) {
-      for (const e of unit.entries) {
-        const g = grads.get(e.name);
-        if (!g || g.size !== e.size || g.dtype !== "f32") {
-          throw new Error(
-            `BucketReducer: gradient of ${e.name} must be an f32 tensor of ${e.size} elements, got ${
-              g ? `${g.dtype} [${g.shape.join(", ")}]` : "nothing"
-            }`,
-          );
-        }
-      }
+    if (options.release && options.mode !== "reduce-scatter") {
+      throw new Error(`BucketReducer: release needs mode "reduce-scatter", got "${options.mode}"`);
+    }
+    // gradients not created yet (lazily allocated ones) are checked when their bucket starts
+    for (const [u, unit] of layout.units.entries()) {
+      if (unit.entries.every((e) => grads.has(e.name))) this.#tensors(u);
     }
     this.#ready = layout.units.map(() => new Set());
     this.#started = layout.units.map(() => false);
@@ -89,11 +94,28 @@ export class BucketReducer {
     return this.#started.every((s) => s);
   }
 
+  /** Unit `u`'s gradient tensors, checked against the layout. */
+  #tensors(u: number): Tensor[] {
+    return this.layout.units[u].entries.map((e) => {
+      const g = this.grads.get(e.name);
+      if (!g || g.size !== e.size || g.dtype !== "f32") {
+        throw new Error(
+          `BucketReducer: gradient of ${e.name} must be an f32 tensor of ${e.size} elements, got ${
+            g ? `${g.dtype} [${g.shape.join(", ")}]` : "nothing"
+          }`,
+        );
+      }
+      return g;
+    });
+  }
+
   #start(u: number): void {
     const unit = this.layout.units[u];
     this.#started[u] = true;
-    const tensors = unit.entries.map((e) => this.grads.get(e.name)!);
+    const tensors = this.#tensors(u);
     const host = downloadTensors(this.gpu, tensors); // recorded and submitted now
+    // the copies are submitted, so later work reusing the buffers is queued after them
+    this.options.release?.(unit.entries.map((e) => e.name));
     const flat = host.then((arrays) => {
       const out = new Float32Array(unit.size);
       arrays.forEach((a, i) => out.set(a as Float32Array, unit.entries[i].offset));

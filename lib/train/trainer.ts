@@ -114,8 +114,16 @@ export class Trainer implements TrainerLike {
         moments.set(spec.name, t);
       }
     }
-    await trainer.net.zeroGrads();
+    await trainer.net.zeroGrads({ lazy: trainer.#lazyGrads });
     return trainer;
+  }
+
+  /**
+   * ZeRO-2/3 free each bucket's gradients once reduced (lib/train/zero_driver.ts), so they are
+   * allocated by the backward's first write instead of held zeroed between steps.
+   */
+  get #lazyGrads(): boolean {
+    return this.train.zero >= 2;
   }
 
   get #gpu(): Gpu {
@@ -193,7 +201,7 @@ export class Trainer implements TrainerLike {
       ? await this.#shardedUpdate(zero, stats, { lr, step, reducer })
       : await this.#replicatedUpdate(stats, { lr, step, reducer });
     for (const s of stats) s.release();
-    await this.net.zeroGrads();
+    await this.net.zeroGrads({ lazy: this.#lazyGrads });
     this.#step = step;
     return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
   }

@@ -39,6 +39,8 @@ export interface ZeroNet {
   readonly params: Map<string, Tensor>;
   /** Full gradient tensors. */
   readonly grads: ReadonlyMap<string, Tensor>;
+  /** Frees these gradient tensors (stages 2–3 call it once a bucket is reduced). */
+  releaseGrads?(names: readonly string[]): void;
 }
 
 /** ZeRO stages 1–3 of one rank. */
@@ -130,6 +132,10 @@ export class ZeroDriver {
       mode: reductionMode(this.stage),
       writeBack: false,
       pieceBytes: this.optimizer.options.pieceBytes,
+      // ZeRO-2/3 keep only the reduced shard: a bucket's full gradients go once downloaded
+      release: this.stage >= 2 && this.net.releaseGrads
+        ? (names) => this.net.releaseGrads!(names)
+        : undefined,
     });
   }
 
