@@ -33,7 +33,10 @@ Deno.test("elementwise rejects mismatched sizes and aliasing", async () => {
   const a = uploadTensor(gpu, randomArray(5, 1), [5]),
     b = uploadTensor(gpu, randomArray(6, 2), [6]);
   await rejects(() => add(gpu, a, b), /add: sizes differ, \[5\] vs \[6\]/);
-  await rejects(() => siluForward(gpu, a, { out: a }), /must not alias/);
+  await rejects(() => siluForward(gpu, a, { out: a }), /silu_fwd: out and x share one buffer/);
+  const c = uploadTensor(gpu, randomArray(5, 3), [5]);
+  await rejects(() => add(gpu, c, a, { out: a }), /add: out and y share one buffer/);
+  c.release();
   a.release();
   b.release();
 });

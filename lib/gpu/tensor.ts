@@ -64,9 +64,14 @@ export class Tensor {
   }
 }
 
+/** Bytes of the buffer behind a tensor: the data padded to whole 4-byte words (at least one). */
+function bufferBytes(shape: readonly number[], dtype: DType): number {
+  return Math.max(4, Math.ceil((shapeSize(shape) * BYTES[dtype]) / 4) * 4);
+}
+
 /** An uninitialized tensor (NaN-filled when the pool's `nanFill` is on). */
 export function emptyTensor(gpu: Gpu, shape: readonly number[], dtype: DType = "f32"): Tensor {
-  const bytes = Math.max(4, Math.ceil((shapeSize(shape) * BYTES[dtype]) / 4) * 4);
+  const bytes = bufferBytes(shape, dtype);
   return new Tensor(gpu, gpu.pool.acquire(bytes, TENSOR_USAGE), shape, dtype);
 }
 
@@ -115,7 +120,7 @@ export function uploadTensor(
   shape: readonly number[],
   dtype: DType = "f32",
 ): Tensor {
-  const bytes = Math.max(4, Math.ceil((shapeSize(shape) * BYTES[dtype]) / 4) * 4);
+  const bytes = bufferBytes(shape, dtype);
   const tensor = new Tensor(gpu, gpu.pool.acquire(bytes, TENSOR_USAGE, false), shape, dtype);
   try {
     writeHost(tensor, data);

@@ -7,6 +7,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { linearWorkgroups } from "../gpu/commands.ts";
 import { shaderSource } from "../gpu/shader_source.ts";
 import { emptyTensor, type Tensor } from "../gpu/tensor.ts";
+import { describeShape, requireDistinct, requireDType } from "./_check.ts";
 
 /** Entry points of `shaders/elementwise.wgsl`. */
 type Entry = "add" | "mul" | "scale" | "silu_fwd" | "silu_bwd";
@@ -19,7 +20,9 @@ export interface ElementwiseOptions {
 
 function sameSize(name: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size) {
-    throw new Error(`${name}: sizes differ, [${a.shape.join(", ")}] vs [${b.shape.join(", ")}]`);
+    throw new Error(
+      `${name}: sizes differ, ${describeShape(a.shape)} vs ${describeShape(b.shape)}`,
+    );
   }
 }
 
@@ -30,15 +33,13 @@ async function run(
   options: ElementwiseOptions,
 ): Promise<Tensor> {
   const { x } = inputs;
-  if (x.dtype !== "f32") throw new Error(`${entry}: f32 tensors only, got ${x.dtype}`);
+  requireDType(entry, "x", x);
   if (inputs.y) sameSize(entry, x, inputs.y);
   const out = options.out ?? emptyTensor(gpu, x.shape);
   sameSize(entry, x, out);
-  if (out.buffer === x.buffer || out.buffer === inputs.y?.buffer) {
-    throw new Error(
-      `${entry}: out must not alias an input (WebGPU forbids read and write use of one buffer in a dispatch)`,
-    );
-  }
+  // inputs may share a buffer (both read-only); out may not share one with either
+  requireDistinct(entry, { x, out });
+  if (inputs.y) requireDistinct(entry, { y: inputs.y, out });
   const kernel = await gpu.kernels.get({
     key: "elementwise",
     code: () => shaderSource("elementwise.wgsl"),

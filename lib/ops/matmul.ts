@@ -6,6 +6,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { emptyTensor, shapeSize, type Tensor } from "../gpu/tensor.ts";
+import { describeShape } from "./_check.ts";
 import { type MatmulConfig, matmulKey, type MatmulTile, matmulWgsl } from "../../shaders/matmul.ts";
 
 /** Default tile: 128×128 per workgroup, 8×8 per thread (256 threads), k-steps of 16. */
@@ -29,10 +30,6 @@ export interface MatmulOptions {
   tile?: MatmulTile;
 }
 
-function describe(t: Tensor): string {
-  return `[${t.shape.join(", ")}]`;
-}
-
 /** Picks the tile: large tiles when they yield enough workgroups to fill a big GPU. */
 export function chooseTile(m: number, n: number, batch: number): MatmulTile {
   const bigTiles = Math.ceil(m / 128) * Math.ceil(n / 128) * batch;
@@ -48,7 +45,9 @@ export async function matmul(
 ): Promise<Tensor> {
   const transA = options.transA ?? false, transB = options.transB ?? false;
   if (a.shape.length < 2 || b.shape.length < 2) {
-    throw new Error(`matmul needs matrices: got A ${describe(a)} and B ${describe(b)}`);
+    throw new Error(
+      `matmul needs matrices: got A ${describeShape(a.shape)} and B ${describeShape(b.shape)}`,
+    );
   }
   if (a.dtype !== "f32" || b.dtype !== "f32") {
     throw new Error(`matmul supports f32 only: got A ${a.dtype}, B ${b.dtype}`);
@@ -58,22 +57,26 @@ export async function matmul(
   const [k2, n] = transB ? [bc, br] : [br, bc];
   if (k !== k2) {
     throw new Error(
-      `matmul inner dimensions differ: A ${describe(a)}${transA ? "ᵀ" : ""} has K=${k}, B ${
-        describe(b)
-      }${transB ? "ᵀ" : ""} has K=${k2}`,
+      `matmul inner dimensions differ: A ${describeShape(a.shape)}${
+        transA ? "ᵀ" : ""
+      } has K=${k}, B ${describeShape(b.shape)}${transB ? "ᵀ" : ""} has K=${k2}`,
     );
   }
   const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
   const sameBatch = batchA.length === batchB.length && batchA.every((d, i) => d === batchB[i]);
   if (!sameBatch && batchA.length > 0 && batchB.length > 0) {
-    throw new Error(`matmul batch dimensions differ: A ${describe(a)}, B ${describe(b)}`);
+    throw new Error(
+      `matmul batch dimensions differ: A ${describeShape(a.shape)}, B ${describeShape(b.shape)}`,
+    );
   }
   const batchShape = batchA.length > 0 ? batchA : batchB;
   const batch = shapeSize(batchShape);
   const outShape = [...batchShape, m, n];
   const out = options.out ?? emptyTensor(gpu, outShape);
   if (shapeSize(out.shape) !== shapeSize(outShape)) {
-    throw new Error(`matmul output ${describe(out)} does not hold [${outShape.join(", ")}]`);
+    throw new Error(
+      `matmul output ${describeShape(out.shape)} does not hold ${describeShape(outShape)}`,
+    );
   }
   if (options.accumulate && !options.out) {
     throw new Error("matmul accumulate needs an out tensor to add to");
