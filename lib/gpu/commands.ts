@@ -84,9 +84,9 @@ export class CommandQueue {
       if (value === undefined) {
         throw new Error(`Missing binding "${name}" for kernel ${kernel.key}`);
       }
-      let buffer: GPUBuffer;
-      if (value instanceof Tensor) buffer = value.buffer;
-      else if (isGpuBuffer(value)) buffer = value;
+      let resource: GPUBufferBinding;
+      if (value instanceof Tensor) resource = this.#tensorBinding(kernel, name, value);
+      else if (isGpuBuffer(value)) resource = { buffer: value };
       else {
         if (binding.kind !== "uniform") {
           throw new Error(
@@ -94,15 +94,16 @@ export class CommandQueue {
           );
         }
         const data = packUniforms(kernel, binding, value);
-        buffer = this.pool.acquire(
+        const buffer = this.pool.acquire(
           data.byteLength,
           GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
           false,
         );
         this.device.queue.writeBuffer(buffer, 0, data);
         this.#afterSubmit.push(buffer);
+        resource = { buffer };
       }
-      groups[binding.group].push({ binding: binding.binding, resource: { buffer } });
+      groups[binding.group].push({ binding: binding.binding, resource });
     }
     for (const name of Object.keys(options.bindings)) {
       if (!kernel.bindings.has(name)) {
@@ -120,6 +121,30 @@ export class CommandQueue {
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     if (++this.#pendingDispatches >= this.autoSubmitEvery) this.submit();
+  }
+
+  /**
+   * A tensor's binding: its own bytes only (not the pool bucket's slack), at its offset if it
+   * is a view; both checked against the device limits so the error names the tensor.
+   */
+  #tensorBinding(kernel: Kernel, name: string, t: Tensor): GPUBufferBinding {
+    const limits = this.device.limits;
+    const size = t.bindingSize, offset = t.byteOffset;
+    if (size > limits.maxStorageBufferBindingSize) {
+      throw new Error(
+        `Binding "${name}" of ${kernel.key}: tensor [${
+          t.shape.join(", ")
+        }] spans ${size} bytes, over the device's maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize} (process it in row chunks)`,
+      );
+    }
+    if (offset % limits.minStorageBufferOffsetAlignment !== 0) {
+      throw new Error(
+        `Binding "${name}" of ${kernel.key}: view [${
+          t.shape.join(", ")
+        }] starts at byte ${offset}, not a multiple of minStorageBufferOffsetAlignment ${limits.minStorageBufferOffsetAlignment}`,
+      );
+    }
+    return { buffer: t.buffer, offset, size };
   }
 
   /** Records a buffer-to-buffer copy of `byteLength` bytes. */

@@ -28,16 +28,32 @@ export function shapeSize(shape: readonly number[]): number {
   return n;
 }
 
-/** A dense row-major tensor living in one GPU buffer. */
+/** Where a view lies in the buffer of the tensor it was cut from. */
+interface ViewOf {
+  /** The tensor that owns the buffer (and alone may release it). */
+  owner: Tensor;
+  /** Byte offset of the view's first element in the buffer. */
+  byteOffset: number;
+}
+
+/**
+ * A dense row-major tensor living in one GPU buffer, or a view of consecutive rows of another
+ * tensor ({@linkcode Tensor.rows}): views bind at a byte offset, so an op can work on a slice
+ * of a tensor larger than one storage binding may be.
+ */
 export class Tensor {
   #released = false;
+  readonly #view: ViewOf | undefined;
   /** Wraps `buffer` (from `gpu.pool`) as a tensor; prefer {@linkcode emptyTensor} / {@linkcode uploadTensor}. */
   constructor(
     readonly gpu: Gpu,
     readonly buffer: GPUBuffer,
     readonly shape: readonly number[],
     readonly dtype: DType = "f32",
-  ) {}
+    view?: ViewOf,
+  ) {
+    this.#view = view;
+  }
 
   /** Number of elements. */
   get size(): number {
@@ -47,8 +63,21 @@ export class Tensor {
   get byteLength(): number {
     return this.size * BYTES[this.dtype];
   }
+  /** Offset of the first element in the buffer (0 unless this is a view). */
+  get byteOffset(): number {
+    return this.#view?.byteOffset ?? 0;
+  }
+  /** Bytes a binding of this tensor spans: the data padded to whole 4-byte words (at least one). */
+  get bindingSize(): number {
+    return Math.max(4, Math.ceil(this.byteLength / 4) * 4);
+  }
   /** Returns the buffer to the pool (recorded work that reads it still sees its data). */
   release(): void {
+    if (this.#view) {
+      throw new Error(
+        `Tensor view [${this.shape.join(", ")}] cannot be released: release the tensor it views`,
+      );
+    }
     if (this.#released) throw new Error(`Tensor [${this.shape.join(", ")}] released twice`);
     this.#released = true;
     this.gpu.commands.releaseBuffer(this.buffer);
@@ -60,7 +89,37 @@ export class Tensor {
         `Cannot reshape [${this.shape.join(", ")}] to [${shape.join(", ")}]: sizes differ`,
       );
     }
-    return new Tensor(this.gpu, this.buffer, shape, this.dtype);
+    return new Tensor(this.gpu, this.buffer, shape, this.dtype, this.#view);
+  }
+  /**
+   * A view of `count` consecutive entries of the first dimension from `start`: shape
+   * `[count, ...rest]`, same buffer, bound at a byte offset. A view is written and read like
+   * any tensor but not released; ops bind it only if its offset is a multiple of the device's
+   * `minStorageBufferOffsetAlignment` (256 B on every GPU seen so far).
+   */
+  rows(start: number, count: number): Tensor {
+    const [first, ...rest] = this.shape;
+    if (
+      first === undefined || !Number.isInteger(start) || !Number.isInteger(count) || start < 0 ||
+      count < 0 || start + count > first
+    ) {
+      throw new Error(
+        `Tensor [${this.shape.join(", ")}]: rows ${start} … ${
+          start + count - 1
+        } must lie within its first dimension`,
+      );
+    }
+    const rowBytes = shapeSize(rest) * BYTES[this.dtype];
+    const byteOffset = this.byteOffset + start * rowBytes;
+    if (byteOffset % 4 !== 0) {
+      throw new Error(
+        `Tensor [${
+          this.shape.join(", ")
+        }]: a view from row ${start} starts at byte ${byteOffset}, not a multiple of 4`,
+      );
+    }
+    const owner = this.#view?.owner ?? this;
+    return new Tensor(this.gpu, this.buffer, [count, ...rest], this.dtype, { owner, byteOffset });
   }
 }
 
@@ -100,13 +159,14 @@ function writeHost(tensor: Tensor, data: HostArray | readonly number[]): void {
   const queue = tensor.gpu.device.queue;
   const bytes = typed.byteLength - (typed.byteLength % 4);
   if (bytes > 0) {
-    queue.writeBuffer(tensor.buffer, 0, typed.buffer as ArrayBuffer, typed.byteOffset, bytes);
+    const at = tensor.byteOffset;
+    queue.writeBuffer(tensor.buffer, at, typed.buffer as ArrayBuffer, typed.byteOffset, bytes);
   }
   if (bytes < typed.byteLength) {
     // odd-length f16: the buffer is padded to 4 bytes; write the last element with its pad.
     const tail = new Uint8Array(4);
     tail.set(new Uint8Array(typed.buffer, typed.byteOffset + bytes, typed.byteLength - bytes));
-    queue.writeBuffer(tensor.buffer, bytes, tail);
+    queue.writeBuffer(tensor.buffer, tensor.byteOffset + bytes, tail);
   }
 }
 
@@ -138,6 +198,19 @@ function fromBytes(bytes: ArrayBuffer, dtype: DType, length: number): HostArray 
   return new Int32Array(bytes, 0, length);
 }
 
+/** Records a GPU copy of `src` into `dst` (views included); both must hold the same bytes. */
+export function copyTensor(gpu: Gpu, src: Tensor, dst: Tensor): void {
+  if (src.byteLength !== dst.byteLength) {
+    throw new Error(
+      `copyTensor: source [${src.shape.join(", ")}] ${src.dtype} and destination [${
+        dst.shape.join(", ")
+      }] ${dst.dtype} differ in size`,
+    );
+  }
+  const bytes = Math.ceil(src.byteLength / 4) * 4;
+  if (bytes > 0) gpu.commands.copy(src.buffer, src.byteOffset, dst.buffer, dst.byteOffset, bytes);
+}
+
 /** Reads back many tensors with one staging buffer and one `mapAsync`. */
 export async function downloadTensors(gpu: Gpu, tensors: readonly Tensor[]): Promise<HostArray[]> {
   const offsets: number[] = [];
@@ -150,7 +223,7 @@ export async function downloadTensors(gpu: Gpu, tensors: readonly Tensor[]): Pro
   const staging = gpu.pool.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, false);
   tensors.forEach((t, i) => {
     const bytes = Math.ceil(t.byteLength / 4) * 4;
-    if (bytes > 0) gpu.commands.copy(t.buffer, 0, staging, offsets[i], bytes);
+    if (bytes > 0) gpu.commands.copy(t.buffer, t.byteOffset, staging, offsets[i], bytes);
   });
   gpu.commands.submit();
   await staging.mapAsync(GPUMapMode.READ, 0, total);

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { emptyTensor, type Tensor, uploadTensor } from "../gpu/tensor.ts";
+import { copyTensor, emptyTensor, type Tensor, uploadTensor } from "../gpu/tensor.ts";
 import { crossEntropyBackward, crossEntropyForward } from "../ops/cross_entropy/cross_entropy.ts";
 import { linear, linearBackward } from "./block.ts";
 
@@ -30,17 +30,6 @@ export interface LossHeadOptions {
   chunkRows: number;
   /** With gradients: the loss is `lossScale · Σ token losses`; dW is added to `dweight`. */
   grad?: { lossScale: number; dweight: Tensor };
-}
-
-/** Copies rows [start, start + count) of a [rows, width] tensor into `dst` (or back). */
-function copyRows(
-  gpu: Gpu,
-  src: Tensor,
-  dst: Tensor,
-  rows: { from: number; to: number; count: number; width: number },
-) {
-  const bytes = 4 * rows.width;
-  gpu.commands.copy(src.buffer, rows.from * bytes, dst.buffer, rows.to * bytes, rows.count * bytes);
 }
 
 /**
@@ -69,7 +58,7 @@ export async function lossHead(
     let h = hf; // [r, D]
     if (!whole) {
       h = emptyTensor(gpu, [r, width]);
-      copyRows(gpu, hf, h, { from: start, to: 0, count: r, width });
+      copyTensor(gpu, hf.rows(start, r), h);
     }
     const t = uploadTensor(gpu, targets.subarray(start, start + r), [r], "u32");
     const logits = await linear(gpu, h, weight); // [r, V]
@@ -89,7 +78,7 @@ export async function lossHead(
         dy: dlogits,
         dw: options.grad.dweight,
       }); // [r, D]
-      copyRows(gpu, dh, dhf, { from: 0, to: start, count: r, width });
+      copyTensor(gpu, dh, dhf.rows(start, r));
       dh.release();
     }
     logits.release();

@@ -18,6 +18,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import {
+  copyTensor,
   downloadTensors,
   emptyTensor,
   type Tensor,
@@ -299,7 +300,7 @@ export class ZeroOptimizer {
   /** A new tensor holding `segment` of the full parameter `full` (GPU copy). */
   #copyOut(full: Tensor, segment: ShardSegment): Tensor {
     const t = emptyTensor(this.gpu, [segment.length]);
-    this.gpu.commands.copy(full.buffer, 4 * segment.paramStart, t.buffer, 0, 4 * segment.length);
+    copyTensor(this.gpu, full.reshape([full.size]).rows(segment.paramStart, segment.length), t);
     return t;
   }
 

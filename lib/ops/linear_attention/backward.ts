@@ -11,7 +11,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
+import { copyTensor, emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import { checkTensor, type Decay, ioTypeOf, laShapes, type LaTuning, shapeOf } from "./config.ts";
 import {
   dispatchChunkStates,
@@ -23,7 +23,6 @@ import {
   segment,
   stateBuffers,
 } from "./kernels.ts";
-import { copyTensor } from "./forward.ts";
 
 /** Inputs of {@linkcode laBackward}. */
 export interface LaBackwardInputs {
@@ -79,7 +78,7 @@ export async function laBackward(gpu: Gpu, inputs: LaBackwardInputs): Promise<La
   const s = stateBuffers(plan), g = stateBuffers(plan);
   // starts[i] = state before segment i (i = 0: S_0).
   const starts = emptyTensor(gpu, [plan.segments, ...shapes.state]);
-  if (initialState) copyTensor(gpu, initialState, starts);
+  if (initialState) copyTensor(gpu, initialState, starts.rows(0, 1));
   for (let i = 0; i + 1 < plan.segments; i++) {
     const seg = segment(plan, i);
     await dispatchChunkStates(plan, "fwd", { a: k, b: v, states: s, writePrefix: false }, seg);

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Gpu } from "../../gpu/device.ts";
-import { emptyTensor, type Tensor } from "../../gpu/tensor.ts";
+import { copyTensor, emptyTensor, type Tensor } from "../../gpu/tensor.ts";
 import { checkTensor, type Decay, ioTypeOf, laShapes, type LaTuning, shapeOf } from "./config.ts";
 import {
   dispatchChunkStates,
@@ -49,11 +49,6 @@ export interface LaForwardOutputs {
   o: Tensor;
   /** [B, H, dk, dv] f32 */
   finalState: Tensor;
-}
-
-/** Copies a whole tensor into another of the same size (recorded, not submitted). */
-export function copyTensor(gpu: Gpu, src: Tensor, dst: Tensor): void {
-  gpu.commands.copy(src.buffer, 0, dst.buffer, 0, src.byteLength);
 }
 
 /**

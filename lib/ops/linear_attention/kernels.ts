@@ -138,7 +138,8 @@ export function stateBuffers(plan: LaPlan, withPrefix = true): StateBuffers {
   const { gpu, shape: s } = plan;
   const bh = s.batch * s.heads;
   return {
-    prefix: emptyTensor(gpu, withPrefix ? [bh, plan.segChunks, s.dk, s.dv] : [1]),
+    // unused without prefixes: one vec4, the smallest binding a vec4 array accepts
+    prefix: emptyTensor(gpu, withPrefix ? [bh, plan.segChunks, s.dk, s.dv] : [4]),
     parts: emptyTensor(gpu, [bh, plan.segParts, s.dk, s.dv]),
   };
 }

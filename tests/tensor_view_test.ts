@@ -1,0 +1,65 @@
+import { equal, rejects, throws } from "node:assert/strict";
+import { downloadTensor, emptyTensor, matmul, uploadTensor, writeTensor } from "../mod.ts";
+import { copyTensor } from "../lib/gpu/tensor.ts";
+import { fill } from "../lib/ops/activation/activation.ts";
+import { matmulReference, randomArray } from "../lib/testing/reference.ts";
+import { assertClose } from "../lib/testing/assert_close.ts";
+import { testGpu } from "./_gpu.ts";
+
+Deno.test("row views: host writes, copies and reads land in their rows only", async () => {
+  const gpu = await testGpu();
+  const t = emptyTensor(gpu, [5, 3]); // NaN-filled
+  await fill(gpu, t, { value: 0 });
+  const middle = t.rows(1, 3); // [3, 3] from byte 12
+  equal(middle.byteOffset, 12);
+  writeTensor(middle.rows(1, 1), [7, 8, 9]); // row 2 of t
+  const src = uploadTensor(gpu, [1, 2, 3], [1, 3]);
+  copyTensor(gpu, src, t.rows(4, 1));
+  const got = await downloadTensor(gpu, t);
+  assertClose(got, [0, 0, 0, 0, 0, 0, 7, 8, 9, 0, 0, 0, 1, 2, 3], { rms: 0, label: "rows" });
+  const read = await downloadTensor(gpu, t.rows(2, 1));
+  assertClose(read, [7, 8, 9], { rms: 0, label: "view read" });
+  src.release();
+  t.release();
+});
+
+Deno.test("a matmul reads and writes 256-byte-aligned row views of larger tensors", async () => {
+  const gpu = await testGpu();
+  const [rows, k, n] = [192, 64, 37]; // 64 rows of a [*, 64] f32 tensor = 16 KiB: aligned
+  const a = randomArray(rows * k, 1);
+  const w = randomArray(n * k, 2);
+  const A = uploadTensor(gpu, a, [rows, k]);
+  const W = uploadTensor(gpu, w, [n, k]);
+  const C = emptyTensor(gpu, [rows, n]);
+  await fill(gpu, C, { value: 0 });
+  for (let start = 0; start < rows; start += 64) {
+    // C rows start … start + 63 = A rows · Wᵀ; C's views start at 64·37·4 B = 9472 = 37·256
+    await matmul(gpu, A.rows(start, 64), W, { transB: true, out: C.rows(start, 64) });
+  }
+  const ref = matmulReference(a, w, { m: rows, n, k, transB: true });
+  assertClose(await downloadTensor(gpu, C), ref, { rms: 1e-6, label: "chunked matmul" });
+  for (const x of [A, W, C]) x.release();
+});
+
+Deno.test("views: bad ranges, misaligned bindings and releases give one-line errors", async () => {
+  const gpu = await testGpu();
+  const t = emptyTensor(gpu, [10, 3]);
+  throws(() => t.rows(8, 3), /Tensor \[10, 3\]: rows 8 … 10 must lie within its first dimension/);
+  throws(() => t.rows(-1, 2), /must lie within its first dimension/);
+  const view = t.rows(1, 4);
+  throws(
+    () => view.release(),
+    /Tensor view \[4, 3\] cannot be released: release the tensor it views/,
+  );
+  const w = uploadTensor(gpu, new Float32Array(9), [3, 3]);
+  await rejects(
+    () => matmul(gpu, view, w),
+    /view \[4, 3\] starts at byte 12, not a multiple of minStorageBufferOffsetAlignment 256/,
+  );
+  throws(
+    () => copyTensor(gpu, t.rows(0, 2), w),
+    /copyTensor: source \[2, 3\] f32 and destination \[3, 3\] f32 differ in size/,
+  );
+  w.release();
+  t.release();
+});
