@@ -21,6 +21,8 @@ export interface ConnectFromEnvOptions {
   env?: Record<string, string | undefined>;
   /** Address this rank listens on for its peers (ranks > 0). Default: `LASP_HOST` or 127.0.0.1. */
   host?: string;
+  /** Bytes per WebSocket frame of a large message (tests use small parts). Default: the transport's. */
+  partBytes?: number;
 }
 
 /** The communicator of this process and where it stands in the run. */
@@ -43,6 +45,7 @@ export async function connectFromEnv(
     runId: env.LASP_RUN_ID || derived,
     host: options.host ?? (env.LASP_HOST || "127.0.0.1"),
     connectTimeoutMs: timeoutMs,
+    partBytes: options.partBytes,
   });
   return { comm: new Communicator(transport, { sp: options.sp, timeoutMs }), launch };
 }

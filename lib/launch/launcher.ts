@@ -26,6 +26,10 @@ export interface LaunchOptions {
   env?: Record<string, string>;
   /** Where each rank's output lines go (default: this process's stdout/stderr, prefixed). */
   onLine?: (rank: number, line: string, stream: "stdout" | "stderr") => void;
+  /** Called as each rank ends, with its exit code (in the order they end). */
+  onExit?: (rank: number, code: number) => void;
+  /** Aborting kills the ranks still running (SIGKILL: a hung rank may ignore SIGTERM). */
+  signal?: AbortSignal;
 }
 
 /** Converts nvidia-smi's `00000000:07:00.0` to the device-select layer's `pci-0000_07_00_0`. */
@@ -124,6 +128,9 @@ export async function launch(options: LaunchOptions): Promise<number> {
       } catch { /* already gone */ }
     }
   };
+  const kill = forward("SIGKILL");
+  options.signal?.addEventListener("abort", kill);
+  if (options.signal?.aborted) kill();
   const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
     const handler = forward(signal);
     Deno.addSignalListener(signal, handler);
@@ -132,6 +139,7 @@ export async function launch(options: LaunchOptions): Promise<number> {
   let firstFailure = 0;
   await Promise.all(children.map(async ({ done }, rank) => {
     const code = await done;
+    options.onExit?.(rank, code);
     if (code !== 0 && firstFailure === 0) {
       firstFailure = code;
       onLine(rank, `exited with code ${code}; stopping the other ranks`, "stderr");
@@ -143,5 +151,6 @@ export async function launch(options: LaunchOptions): Promise<number> {
     }
   }));
   for (const remove of handlers) remove();
+  options.signal?.removeEventListener("abort", kill);
   return firstFailure;
 }

@@ -1,0 +1,52 @@
+/**
+ * Main script of a rank process started by `spawnProcessRanks`: connects through
+ * `connectFromEnv` (the launcher set RANK, WORLD_SIZE, MASTER_ADDR/PORT and LASP_TOKEN), runs
+ * the rank function its one argument names, and prints `RANK_RESULT <json>` or
+ * `RANK_ERROR <json message>` on stdout.
+ * @module
+ */
+import { connectFromEnv } from "./connect.ts";
+import { decodeRankJson, encodeRankJson } from "./rank_json.ts";
+
+/** What the parent passes as the single command-line argument (rank JSON). */
+export interface ProcessRankSpec {
+  module: string;
+  exportName: string;
+  args: unknown;
+  sp?: number;
+  timeoutMs?: number;
+  partBytes?: number;
+}
+
+/** Prefix of the result line. */
+export const RESULT_PREFIX = "RANK_RESULT ";
+/** Prefix of the error line. */
+export const ERROR_PREFIX = "RANK_ERROR ";
+
+async function run(spec: ProcessRankSpec): Promise<unknown> {
+  const { comm } = await connectFromEnv({
+    sp: spec.sp,
+    timeoutMs: spec.timeoutMs,
+    partBytes: spec.partBytes,
+  });
+  const mod = await import(spec.module);
+  const fn = mod[spec.exportName];
+  if (typeof fn !== "function") {
+    throw new Error(`Rank module ${spec.module} has no exported function "${spec.exportName}"`);
+  }
+  const value = await fn(comm, spec.args);
+  await comm.close();
+  return value;
+}
+
+if (import.meta.main) {
+  let code = 0;
+  try {
+    const value = await run(decodeRankJson(Deno.args[0]) as ProcessRankSpec);
+    console.log(RESULT_PREFIX + encodeRankJson(value));
+  } catch (err) {
+    console.log(ERROR_PREFIX + JSON.stringify((err as Error)?.message ?? String(err)));
+    code = 1;
+  }
+  Deno.exit(code); // a GPU device may keep the event loop alive
+}
