@@ -64,11 +64,18 @@ function times(a: Float32Array, b: Float32Array): Float32Array {
   return a.map((x, i) => x * b[i]);
 }
 
-/** Runs every case on this rank's slice; returns local results and LASP traffic per case. */
+/**
+ * Runs every case on this rank's slice; returns local results and LASP traffic per case, and
+ * which WebGPU implementation and adapter computed them.
+ */
 export async function laspChain(
   comm: Communicator,
   args: { sizes: ChainSizes; cases: ChainCase[] },
-): Promise<{ results: ChainResult[]; counters: LaspCounters[] }> {
+): Promise<{
+  results: ChainResult[];
+  counters: LaspCounters[];
+  device: { implementation: string; adapter: string };
+}> {
   const gpu = await chainGpu();
   const { sizes: s, cases } = args;
   const T = comm.sp, t = comm.spRank, length = T * s.local;
@@ -121,7 +128,8 @@ export async function laspChain(
     results.push({ o0, o1, dq0, dk0, dv0, dq1, dk1, dv1 });
     counters.push(attn.takeCounters());
   }
-  return { results, counters };
+  const device = { implementation: gpu.implementation, adapter: gpu.adapterName };
+  return { results, counters, device };
 }
 
 /** The same chain on the whole sequence with the single-device op. */
