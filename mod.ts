@@ -218,6 +218,7 @@ export {
   headsToTokens,
   mergeQkvu,
   type QkvuParts,
+  type RowRange,
   splitQkvu,
   tokensToHeads,
 } from "./lib/ops/heads/heads.ts";
@@ -230,6 +231,9 @@ export {
   type BlockSaved,
   linear,
   linearBackward,
+  ROW_CHUNK_BYTES,
+  rowChunks,
+  savedTensors,
 } from "./lib/model/block.ts";
 export {
   type LossResult,
@@ -299,6 +303,7 @@ export {
   ringReduceScatter,
 } from "./lib/dist/ring.ts";
 export { connectFromEnv, type ConnectFromEnvOptions } from "./lib/launch/connect.ts";
+export { spawnProcessRanks, type SpawnProcessRanksOptions } from "./lib/launch/process_ranks.ts";
 export { type LaunchEnv } from "./lib/launch/env.ts";
 export {
   BucketReducer,

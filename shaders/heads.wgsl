@@ -3,6 +3,8 @@
 // (lib/ops/heads/). One thread per element, 256-wide workgroups, x then y.
 //   split_qkvu: the fused projection [B, n, 4D] = [q | k | v | u] → q, k, v [B, H, n, hd], u [B, n, D]
 //   merge_qkvu: its backward, dq, dk, dv [B, H, n, hd], du [B, n, D] → [B, n, 4D]
+// Both take `fused` as rows row0 … row0 + rows − 1 of the B·n token rows, so a projection too
+// large for one binding is split and merged in row chunks.
 //   heads_to_tokens: [B, H, n, hd] → [B, n, D]   tokens_to_heads: the inverse (and backward)
 
 struct Params {
@@ -10,9 +12,11 @@ struct Params {
   len: u32,
   heads: u32,
   hd: u32,
+  row0: u32, // first token row held by `fused` (split/merge only)
+  rows: u32, // token rows held by `fused` (split/merge only)
 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> fused: array<f32>; // [B, n, 4D]
+@group(0) @binding(1) var<storage, read_write> fused: array<f32>; // [rows, 4D] of [B·n, 4D]
 @group(0) @binding(2) var<storage, read_write> q: array<f32>; // [B, H, n, hd]
 @group(0) @binding(3) var<storage, read_write> k: array<f32>; // [B, H, n, hd]
 @group(0) @binding(4) var<storage, read_write> v: array<f32>; // [B, H, n, hd]
@@ -37,9 +41,10 @@ fn head_index(r: u32, j: u32) -> u32 {
 fn split_qkvu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = flat_index(gid, groups);
   let d = p.heads * p.hd;
-  if (i >= p.batch * p.len * 4u * d) { return; }
-  let r = i / (4u * d);
-  let c = i - r * 4u * d;
+  if (i >= p.rows * 4u * d) { return; }
+  let local = i / (4u * d);
+  let c = i - local * 4u * d;
+  let r = p.row0 + local;
   let part = c / d;
   let j = c - part * d;
   let x = fused[i];
@@ -58,9 +63,10 @@ fn split_qkvu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
 fn merge_qkvu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = flat_index(gid, groups);
   let d = p.heads * p.hd;
-  if (i >= p.batch * p.len * 4u * d) { return; }
-  let r = i / (4u * d);
-  let c = i - r * 4u * d;
+  if (i >= p.rows * 4u * d) { return; }
+  let local = i / (4u * d);
+  let c = i - local * 4u * d;
+  let r = p.row0 + local;
   let part = c / d;
   let j = c - part * d;
   var x: f32;

@@ -44,6 +44,55 @@ for (
   });
 }
 
+Deno.test("head split/merge by row chunks (crossing sequence boundaries) equal the whole move", async () => {
+  const gpu = await testGpu();
+  const dims = { batch: 3, length: 7, heads: 2, headDim: 3 }; // 21 token rows, D = 6
+  const width = 4 * 6;
+  const fusedHost = randomArray(21 * width, 5);
+  const ref = splitQkvuReference(fusedHost, dims);
+  const into = await splitQkvu(
+    gpu,
+    uploadTensor(gpu, randomArray(21 * width, 6), [21, width]),
+    dims,
+  );
+  const chunks: number[][] = [[0, 5], [5, 9], [14, 7]]; // [rowOffset, rows]
+  const merged = [];
+  for (const [rowOffset, rows] of chunks) {
+    const chunk = uploadTensor(
+      gpu,
+      fusedHost.subarray(rowOffset * width, (rowOffset + rows) * width),
+      [rows, width],
+    );
+    await splitQkvu(gpu, chunk, { ...dims, rowOffset, into });
+    chunk.release();
+  }
+  for (const [rowOffset, rows] of chunks) {
+    merged.push(await mergeQkvu(gpu, into, { ...dims, rowOffset, rows }));
+  }
+  const [q, k, v, u, ...m] = await downloadTensors(gpu, [
+    into.q,
+    into.k,
+    into.v,
+    into.u,
+    ...merged,
+  ]);
+  assertClose(q, ref.q, { rms: 0, label: "q" });
+  assertClose(k, ref.k, { rms: 0, label: "k" });
+  assertClose(v, ref.v, { rms: 0, label: "v" });
+  assertClose(u, ref.u, { rms: 0, label: "u" });
+  chunks.forEach(([rowOffset, rows], i) =>
+    assertClose(m[i], fusedHost.subarray(rowOffset * width, (rowOffset + rows) * width), {
+      rms: 0,
+      label: `merged rows ${rowOffset}+${rows}`,
+    })
+  );
+  await rejects(
+    mergeQkvu(gpu, into, { ...dims, rowOffset: 20, rows: 2 }),
+    /mergeQkvu: rows 20 … 21 must lie within the 21 token rows \(B·n\)/,
+  );
+  for (const x of [into.q, into.k, into.v, into.u, ...merged]) x.release();
+});
+
 Deno.test("head moves reject wrong shapes", async () => {
   const gpu = await testGpu();
   const dims = { batch: 1, length: 4, heads: 2, headDim: 3 };

@@ -14,6 +14,7 @@ import { resolveModelConfig } from "../lib/model/config.ts";
 import { initParams } from "../lib/model/init.ts";
 import { type LossResult, Model } from "../lib/model/model.ts";
 import { modelLossReference } from "../lib/model/reference.ts";
+import { rowChunks } from "../lib/model/block.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
 import type { Tensor } from "../lib/gpu/tensor.ts";
@@ -107,5 +108,73 @@ for (const kase of CASES) {
     });
     for (const s of stats) s.release();
     model.destroy();
+  });
+}
+
+/** Loss sum and every gradient of one forward + backward (params uploaded fresh from `host`). */
+async function lossAndGrads(
+  options: {
+    config: ReturnType<typeof resolveModelConfig>;
+    host: ReturnType<typeof initParams>;
+    tokens: { inputs: Uint32Array; targets: Uint32Array; batch: number };
+    recompute: boolean;
+    rowChunkBytes?: number;
+  },
+): Promise<Float32Array[]> {
+  const gpu = await testGpu();
+  const params = new Map<string, Tensor>();
+  for (const [name, a] of Object.entries(options.host)) {
+    params.set(name, uploadTensor(gpu, a.data, a.shape));
+  }
+  const model = new Model(gpu, {
+    config: options.config,
+    attention: new LaspAttention(Communicator.solo()),
+    params,
+    rowChunkBytes: options.rowChunkBytes,
+  });
+  await model.zeroGrads();
+  const { stats } = await model.forward(options.tokens, {
+    needsGrad: true,
+    recompute: options.recompute,
+    lossScale: 1 / options.tokens.inputs.length,
+  }) as LossResult;
+  await model.backward();
+  const out = await downloadTensors(gpu, [
+    ...stats,
+    ...model.specs.map((s) => model.grads.get(s.name)!),
+  ]) as Float32Array[];
+  for (const s of stats) s.release();
+  model.destroy();
+  return [
+    Float32Array.of(out.slice(0, stats.length).reduce((a, s) => a + s[2], 0)),
+    ...out.slice(stats.length),
+  ];
+}
+
+for (const recompute of [false, true]) {
+  Deno.test(`blocks in row chunks (4, the last partial) equal whole rows (recompute ${recompute})`, async () => {
+    // rows = 2 · 100 = 200; widest activation 4D = 64 floats = 256 B a row; 16 KiB = 64 rows
+    const config = resolveModelConfig({
+      tokenizer: "bytes",
+      vocabSize: 256,
+      dim: 16,
+      heads: 2,
+      layers: 2,
+      gluDim: 40,
+      seqLen: 100,
+      initStd: 0.3,
+    });
+    const rowChunkBytes = 64 * 64 * 4;
+    equal(rowChunks(200, 64, rowChunkBytes).map(([, n]) => n).join(), "64,64,64,8");
+    const rng = new Rng(3);
+    const ids = () => Uint32Array.from({ length: 200 }, () => rng.int(256));
+    const tokens = { inputs: ids(), targets: ids(), batch: 2 };
+    const host = initParams(config, 9);
+    const whole = await lossAndGrads({ config, host, tokens, recompute });
+    const chunked = await lossAndGrads({ config, host, tokens, recompute, rowChunkBytes });
+    assertClose(chunked[0], whole[0], { rms: 1e-6, label: "loss" });
+    for (let i = 1; i < whole.length; i++) {
+      assertClose(chunked[i], whole[i], { rms: 1e-6, label: `gradient ${i - 1}` });
+    }
   });
 }

@@ -15,10 +15,16 @@
  * block ends with a submit, so the GPU starts on a block while the next one is recorded and
  * the buffers it released serve any later use (a buffer released while recorded work still
  * uses it serves only GPU-written outputs until the next submit: lib/gpu/pool.ts).
+ *
+ * Row chunks: the widest activations, the fused projection [B·n, 4D] and the GLU branches
+ * [B·n, G], outgrow one storage binding (2 GiB) long before memory runs out (1b: 64K tokens).
+ * The token-local work around them (projection, split/merge, GLU and their backward) runs
+ * over chunks of token rows, reading and writing the [B·n, D] tensors through row views;
+ * everything else sees whole tensors. One chunk (the usual case) is the plain computation.
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import type { Tensor } from "../gpu/tensor.ts";
+import { copyTensor, emptyTensor, type Tensor } from "../gpu/tensor.ts";
 import type { LaspAttention } from "../lasp/attention.ts";
 import { matmul } from "../ops/matmul.ts";
 import { add, mul } from "../ops/elementwise.ts";
@@ -29,7 +35,13 @@ import {
   featureMapForward,
   gluBackward,
 } from "../ops/activation/activation.ts";
-import { headsToTokens, mergeQkvu, splitQkvu, tokensToHeads } from "../ops/heads/heads.ts";
+import {
+  headsToTokens,
+  mergeQkvu,
+  type QkvuParts,
+  splitQkvu,
+  tokensToHeads,
+} from "../ops/heads/heads.ts";
 import type { ModelConfig } from "./config.ts";
 
 /** Parameters (or their gradients) of one block; gains only with `normGain`. */
@@ -80,6 +92,22 @@ export interface BlockContext {
   params: BlockParams;
   /** Gradients, added to by the backward. */
   grads: BlockParams;
+  /** Most bytes of one row chunk of the widest activation (see the module doc). */
+  rowChunkBytes: number;
+}
+
+/** Default bound of a row chunk: big enough for full-speed matmuls, small enough to bind. */
+export const ROW_CHUNK_BYTES = 1 << 30;
+
+/**
+ * `[start, count]` chunks of `rows` token rows such that `count · width` floats stay within
+ * `maxBytes`; chunks start at multiples of 64 rows so every f32 row view is 256-byte aligned.
+ */
+export function rowChunks(rows: number, width: number, maxBytes: number): [number, number][] {
+  const fit = Math.max(64, Math.floor(maxBytes / (4 * width) / 64) * 64);
+  const chunks: [number, number][] = [];
+  for (let start = 0; start < rows; start += fit) chunks.push([start, Math.min(fit, rows - start)]);
+  return chunks;
 }
 
 /**
@@ -108,10 +136,16 @@ export interface BlockSaved {
   o: Tensor;
   /** [B, n, D] residual stream after the token mixer */
   x2: Tensor;
-  /** [B·n, G] first GLU branch */
-  a: Tensor;
-  /** [B·n, G] second GLU branch */
-  b: Tensor;
+  /** [rows, G] first GLU branch, per row chunk */
+  a: Tensor[];
+  /** [rows, G] second GLU branch, per row chunk */
+  b: Tensor[];
+}
+
+/** Every tensor a {@linkcode BlockSaved} holds (to release them). */
+export function savedTensors(saved: BlockSaved): Tensor[] {
+  const { qRaw, kRaw, q, k, v, u, o, x2, a, b } = saved;
+  return [qRaw, kRaw, q, k, v, u, o, x2, ...a, ...b];
 }
 
 /** `x · Wᵀ` for x [rows, in] and W [out, in] (PyTorch's Linear). */
@@ -119,18 +153,18 @@ export function linear(gpu: Gpu, x: Tensor, w: Tensor): Promise<Tensor> {
   return matmul(gpu, x, w, { transB: true }); // [rows, out]
 }
 
-/** Backward of {@linkcode linear}: dW += dyᵀ·x; returns dx = dy·W (or adds it to `dxInto`). */
+/**
+ * Backward of {@linkcode linear}: dW += dyᵀ·x; returns dx = dy·W, written into `dx` if given
+ * (added to it with `accumulate`).
+ */
 export async function linearBackward(
   gpu: Gpu,
   saved: { x: Tensor; w: Tensor; dy: Tensor; dw: Tensor },
-  options: { dxInto?: Tensor } = {},
+  options: { dx?: Tensor; accumulate?: boolean } = {},
 ): Promise<Tensor> {
   const { x, w, dy, dw } = saved;
   await matmul(gpu, dy, x, { transA: true, out: dw, accumulate: true }); // [out, in]
-  if (options.dxInto) {
-    return await matmul(gpu, dy, w, { out: options.dxInto, accumulate: true }); // [rows, in]
-  }
-  return await matmul(gpu, dy, w); // [rows, in]
+  return await matmul(gpu, dy, w, { out: options.dx, accumulate: options.accumulate }); // [rows, in]
 }
 
 function releaseAll(...tensors: Tensor[]): void {
@@ -148,12 +182,22 @@ export async function blockForward(
   const rows = batch * length;
   const dims = { batch, length, heads: c.heads, headDim: c.headDim };
   const eps = c.normEps;
+  const chunks = rowChunks(rows, Math.max(4 * D, c.gluDim), ctx.rowChunkBytes);
   // token mixer
   const n1 = await srmsnormForward(gpu, x, { gain: P.tokenNorm, eps }); // h1 [B, n, D]
-  const qkvu = await linear(gpu, n1.y.reshape([rows, D]), P.qkvu); // [B·n, 4D]
+  const h1 = n1.y.reshape([rows, D]);
+  const parts: QkvuParts = {
+    q: emptyTensor(gpu, [batch, c.heads, length, c.headDim]),
+    k: emptyTensor(gpu, [batch, c.heads, length, c.headDim]),
+    v: emptyTensor(gpu, [batch, c.heads, length, c.headDim]),
+    u: emptyTensor(gpu, [batch, length, D]),
+  };
+  for (const [start, count] of chunks) {
+    const qkvu = await linear(gpu, h1.rows(start, count), P.qkvu); // [count, 4D]
+    await splitQkvu(gpu, qkvu, { ...dims, rowOffset: start, into: parts });
+    qkvu.release();
+  }
   releaseAll(n1.y, n1.rstd);
-  const parts = await splitQkvu(gpu, qkvu.reshape([batch, length, 4 * D]), dims);
-  qkvu.release();
   const q = await featureMapForward(gpu, parts.q, { map: c.featureMap }); // [B, H, n, hd]
   const k = await featureMapForward(gpu, parts.k, { map: c.featureMap }); // [B, H, n, hd]
   const { o: oHeads } = await ctx.attention.forward(gpu, {
@@ -172,17 +216,22 @@ export async function blockForward(
   releaseAll(gate.y, gate.rstd);
   const x2 = await add(gpu, x, attn); // [B, n, D]
   attn.release();
-  // channel mixer
+  // channel mixer: out = x2 + (h2·W1ᵀ ⊙ h2·W2ᵀ)·W3ᵀ, chunk by chunk
   const n2 = await srmsnormForward(gpu, x2, { gain: P.channelNorm, eps }); // h2 [B, n, D]
   const h2 = n2.y.reshape([rows, D]);
-  const a = await linear(gpu, h2, P.l1); // [B·n, G]
-  const b = await linear(gpu, h2, P.l2); // [B·n, G]
+  const out = emptyTensor(gpu, [batch, length, D]);
+  copyTensor(gpu, x2, out);
+  const outRows = out.reshape([rows, D]);
+  const a: Tensor[] = [], b: Tensor[] = [];
+  for (const [start, count] of chunks) {
+    const h = h2.rows(start, count);
+    a.push(await linear(gpu, h, P.l1)); // [count, G]
+    b.push(await linear(gpu, h, P.l2)); // [count, G]
+    const g = await mul(gpu, a.at(-1)!, b.at(-1)!); // [count, G]
+    await matmul(gpu, g, P.l3, { transB: true, out: outRows.rows(start, count), accumulate: true });
+    g.release();
+  }
   releaseAll(n2.y, n2.rstd);
-  const g = await mul(gpu, a, b); // [B·n, G]
-  const mlp = await linear(gpu, g, P.l3); // [B·n, D]
-  g.release();
-  const out = await add(gpu, x2, mlp.reshape([batch, length, D])); // [B, n, D]
-  mlp.release();
   const saved: BlockSaved = {
     batch,
     length,
@@ -201,7 +250,7 @@ export async function blockForward(
     gpu.commands.submit(); // see the module doc
     return { out, saved };
   }
-  releaseAll(...Object.values(saved).filter((t): t is Tensor => typeof t === "object"));
+  releaseAll(...savedTensors(saved));
   gpu.commands.submit();
   return { out };
 }
@@ -220,17 +269,23 @@ export async function blockBackward(
   const dims = { batch, length, heads: c.heads, headDim: c.headDim };
   const eps = c.normEps;
   const d3 = dOut.reshape([rows, D]);
-  // channel mixer
-  const g = await mul(gpu, s.a, s.b); // [B·n, G] recomputed
-  const dg = await linearBackward(gpu, { x: g, w: P.l3, dy: d3, dw: dP.l3 }); // [B·n, G]
-  g.release();
-  const { da, db } = await gluBackward(gpu, { a: s.a, b: s.b, dy: dg }); // [B·n, G] each
-  releaseAll(dg, s.a, s.b);
+  const chunks = rowChunks(rows, Math.max(4 * D, c.gluDim), ctx.rowChunkBytes);
+  // channel mixer, chunk by chunk (the chunks the forward saved a and b in)
   const n2 = await srmsnormForward(gpu, s.x2, { gain: P.channelNorm, eps }); // h2 recomputed
   const h2 = n2.y.reshape([rows, D]);
-  const dh2 = await linearBackward(gpu, { x: h2, w: P.l1, dy: da, dw: dP.l1 }); // [B·n, D]
-  await linearBackward(gpu, { x: h2, w: P.l2, dy: db, dw: dP.l2 }, { dxInto: dh2 });
-  releaseAll(da, db, n2.y);
+  const dh2 = emptyTensor(gpu, [rows, D]);
+  for (const [i, [start, count]] of chunks.entries()) {
+    const [a, b, h, dh] = [s.a[i], s.b[i], h2.rows(start, count), dh2.rows(start, count)];
+    const g = await mul(gpu, a, b); // [count, G] recomputed
+    const dg = await linearBackward(gpu, { x: g, w: P.l3, dy: d3.rows(start, count), dw: dP.l3 }); // [count, G]
+    g.release();
+    const { da, db } = await gluBackward(gpu, { a, b, dy: dg }); // [count, G] each
+    releaseAll(dg, a, b);
+    await linearBackward(gpu, { x: h, w: P.l1, dy: da, dw: dP.l1 }, { dx: dh });
+    await linearBackward(gpu, { x: h, w: P.l2, dy: db, dw: dP.l2 }, { dx: dh, accumulate: true });
+    releaseAll(da, db);
+  }
+  n2.y.release();
   const dn2 = await srmsnormBackward(
     gpu,
     { x: s.x2, rstd: n2.rstd, dy: dh2.reshape(s.x2.shape) },
@@ -260,16 +315,21 @@ export async function blockBackward(
   const dqRaw = await featureMapBackward(gpu, { x: s.qRaw, dy: dqkv.dq }, { map: c.featureMap });
   const dkRaw = await featureMapBackward(gpu, { x: s.kRaw, dy: dqkv.dk }, { map: c.featureMap });
   releaseAll(dqkv.dq, dqkv.dk, s.qRaw, s.kRaw);
-  const dqkvu = await mergeQkvu(gpu, { q: dqRaw, k: dkRaw, v: dqkv.dv, u: dGate.dU }, dims);
-  releaseAll(dqRaw, dkRaw, dqkv.dv, dGate.dU);
+  const dParts = { q: dqRaw, k: dkRaw, v: dqkv.dv, u: dGate.dU };
   const n1 = await srmsnormForward(gpu, x, { gain: P.tokenNorm, eps }); // h1 recomputed
-  const dh1 = await linearBackward(gpu, {
-    x: n1.y.reshape([rows, D]),
-    w: P.qkvu,
-    dy: dqkvu.reshape([rows, 4 * D]),
-    dw: dP.qkvu,
-  }); // [B·n, D]
-  releaseAll(dqkvu, n1.y);
+  const h1 = n1.y.reshape([rows, D]);
+  const dh1 = emptyTensor(gpu, [rows, D]);
+  for (const [start, count] of chunks) {
+    const dqkvu = await mergeQkvu(gpu, dParts, { ...dims, rowOffset: start, rows: count });
+    await linearBackward(gpu, {
+      x: h1.rows(start, count),
+      w: P.qkvu,
+      dy: dqkvu.reshape([count, 4 * D]),
+      dw: dP.qkvu,
+    }, { dx: dh1.rows(start, count) });
+    dqkvu.release();
+  }
+  releaseAll(dqRaw, dkRaw, dqkv.dv, dGate.dU, n1.y);
   const dn1 = await srmsnormBackward(
     gpu,
     { x, rstd: n1.rstd, dy: dh1.reshape(x.shape) },

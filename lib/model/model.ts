@@ -34,6 +34,8 @@ import {
   type BlockParams,
   type BlockSaved,
   linear,
+  ROW_CHUNK_BYTES,
+  savedTensors,
 } from "./block.ts";
 
 /** Token ids of one micro-batch on this rank: [batch, n] row-major. */
@@ -94,6 +96,11 @@ export interface ModelOptions {
   params: Map<string, Tensor>;
   /** Rows per chunk of the loss head's logits; default: 256 MiB of logits (at most half the binding limit). */
   logitsChunkRows?: number;
+  /**
+   * Most bytes of one row chunk of a block's widest activation ([B·n, 4D] or [B·n, G]);
+   * default 1 GiB within the device's binding and buffer limits (lib/model/block.ts).
+   */
+  rowChunkBytes?: number;
 }
 
 /** Parameters and gradients of the model on one device, and its forward/backward. */
@@ -104,6 +111,8 @@ export class Model {
   readonly attention: LaspAttention;
   /** Rows per chunk of the loss head. */
   readonly chunkRows: number;
+  /** Bytes per row chunk of the blocks' widest activations. */
+  readonly rowChunkBytes: number;
   /** Calls around blocks and on final gradients (set by the trainer; none by default). */
   hooks: ModelHooks = {};
   /** Parameter tensors by checkpoint name. */
@@ -127,6 +136,15 @@ export class Model {
     // pooled buffers round sizes up: keep a chunk within half the device's binding limit
     const bytes = Math.min(LOGITS_CHUNK_BYTES, gpu.limits.maxStorageBufferBindingSize / 2);
     this.chunkRows = options.logitsChunkRows ?? logitsChunkRows(config.vocabSize, bytes);
+    // pool buckets round a buffer up by at most 1/8: stay within the buffer limit after that
+    this.rowChunkBytes = options.rowChunkBytes ?? Math.min(
+      ROW_CHUNK_BYTES,
+      gpu.limits.maxStorageBufferBindingSize,
+      Math.floor(gpu.limits.maxBufferSize / 1.125),
+    );
+    if (!(this.rowChunkBytes > 0)) {
+      throw new Error(`Model: rowChunkBytes ${this.rowChunkBytes} must be a positive number`);
+    }
     this.specs = parameterSpecs(config);
     for (const spec of this.specs) {
       const t = params.get(spec.name);
@@ -196,6 +214,7 @@ export class Model {
       decay: this.#decay[l],
       params: params as BlockParams,
       grads: grads as BlockParams,
+      rowChunkBytes: this.rowChunkBytes,
     };
   }
 
@@ -339,9 +358,7 @@ export class Model {
     this.#state = undefined;
     this.attention.clear();
     const held = new Set<Tensor>([s.plan.tensor, ...s.xs, s.rstdF, s.dhf]);
-    for (const b of s.saved) {
-      for (const v of Object.values(b ?? {})) if (typeof v === "object") held.add(v);
-    }
+    for (const b of s.saved) if (b) { for (const t of savedTensors(b)) held.add(t); }
     for (const t of held) t.release();
   }
 

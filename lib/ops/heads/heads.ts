@@ -7,6 +7,9 @@
  * - {@linkcode headsToTokens} `[B, H, n, hd] → [B, n, D]` (the attention output);
  *   {@linkcode tokensToHeads} is its inverse and its backward.
  *
+ * The fused side may be a chunk of token rows (`rowOffset`, `rows`): a projection larger than
+ * one storage binding is then produced and split, or merged and consumed, chunk by chunk.
+ *
  * Pure data movement: outputs are written, never accumulated.
  * @module
  */
@@ -32,7 +35,7 @@ export interface HeadDims {
 
 function shapes(d: HeadDims) {
   const { batch: b, length: n, heads: h, headDim: hd } = d;
-  for (const [key, value] of Object.entries(d)) {
+  for (const [key, value] of Object.entries({ batch: b, length: n, heads: h, headDim: hd })) {
     if (!Number.isInteger(value) || value < 1) {
       throw new Error(`heads: ${key} = ${value} must be a positive integer`);
     }
@@ -46,13 +49,20 @@ async function launch(
   dims: HeadDims,
   bindings: Record<string, Tensor>,
   n: number,
+  fusedRows: { row0: number; rows: number } = { row0: 0, rows: dims.batch * dims.length },
 ): Promise<void> {
   const kernel = await gpu.kernels.get({
     key: "heads",
     code: () => shaderSource("heads.wgsl"),
     entryPoint: entry,
   });
-  const p = { batch: dims.batch, len: dims.length, heads: dims.heads, hd: dims.headDim };
+  const p = {
+    batch: dims.batch,
+    len: dims.length,
+    heads: dims.heads,
+    hd: dims.headDim,
+    ...fusedRows,
+  };
   gpu.commands.dispatch(kernel, {
     bindings: { p, ...bindings },
     workgroups: linearWorkgroups(n, 256, gpu.limits.maxComputeWorkgroupsPerDimension),
@@ -71,34 +81,84 @@ export interface QkvuParts {
   u: Tensor;
 }
 
-/** q, k, v `[B, H, n, hd]` and u `[B, n, D]` from the fused projection `[B, n, 4D]`. */
-export async function splitQkvu(gpu: Gpu, fused: Tensor, dims: HeadDims): Promise<QkvuParts> {
+/**
+ * Token rows `rowOffset … rowOffset + rows − 1` of the `B·n` rows of a fused projection: all of
+ * them by default.
+ */
+export interface RowRange {
+  /** First token row (b·n + t). Default 0. */
+  rowOffset?: number;
+  /** Rows in the chunk. Default: from `rowOffset` to the end. */
+  rows?: number;
+}
+
+function rowRange(op: string, dims: HeadDims, range: RowRange): { row0: number; rows: number } {
+  const total = dims.batch * dims.length;
+  const row0 = range.rowOffset ?? 0;
+  const rows = range.rows ?? total - row0;
+  if (
+    !Number.isInteger(row0) || !Number.isInteger(rows) || row0 < 0 || rows < 1 ||
+    row0 + rows > total
+  ) {
+    throw new Error(
+      `${op}: rows ${row0} … ${row0 + rows - 1} must lie within the ${total} token rows (B·n)`,
+    );
+  }
+  return { row0, rows };
+}
+
+/** The fused tensor's expected shape: `[B, n, 4D]` (or `[B·n, 4D]`) whole, `[rows, 4D]` a chunk. */
+function fusedShape(given: Tensor | undefined, whole: number[], rows: number): number[] {
+  const [b, n, width] = whole;
+  if (rows === b * n && (given === undefined || given.shape.length === 3)) return whole;
+  return [rows, width];
+}
+
+/**
+ * q, k, v `[B, H, n, hd]` and u `[B, n, D]` from the fused projection `[B, n, 4D]`, or from a
+ * chunk `[rows, 4D]` of it written into `into` (the full q, k, v, u) at `rowOffset`.
+ */
+export async function splitQkvu(
+  gpu: Gpu,
+  fused: Tensor,
+  dims: HeadDims & RowRange & { into?: QkvuParts },
+): Promise<QkvuParts> {
   const s = shapes(dims);
-  requireShape("splitQkvu", "fused", fused, s.fused);
-  const out = {
+  const op = "splitQkvu";
+  const rows = dims.rows ?? (fused.shape.length === 2 ? fused.shape[0] : undefined);
+  const range = rowRange(op, dims, { rowOffset: dims.rowOffset, rows });
+  requireShape(op, "fused", fused, fusedShape(fused, s.fused, range.rows));
+  const out = dims.into ?? {
     q: emptyTensor(gpu, s.heads),
     k: emptyTensor(gpu, s.heads),
     v: emptyTensor(gpu, s.heads),
     u: emptyTensor(gpu, s.tokens),
   };
-  await launch(gpu, "split_qkvu", dims, { fused, ...out }, fused.size);
+  for (const name of ["q", "k", "v"] as const) requireShape(op, name, out[name], s.heads);
+  requireShape(op, "u", out.u, s.tokens);
+  requireDistinct(op, { fused, ...out });
+  await launch(gpu, "split_qkvu", dims, { fused, ...out }, fused.size, range);
   return out;
 }
 
-/** Backward of {@linkcode splitQkvu}: the gradient of the fused projection `[B, n, 4D]`. */
+/**
+ * Backward of {@linkcode splitQkvu}: the gradient of the fused projection `[B, n, 4D]`, or of
+ * its rows `rowOffset … rowOffset + rows − 1` (`[rows, 4D]`).
+ */
 export async function mergeQkvu(
   gpu: Gpu,
   grads: QkvuParts,
-  dims: HeadDims & { out?: Tensor },
+  dims: HeadDims & RowRange & { out?: Tensor },
 ): Promise<Tensor> {
   const s = shapes(dims);
   const op = "mergeQkvu";
   for (const name of ["q", "k", "v"] as const) requireShape(op, `d${name}`, grads[name], s.heads);
   requireShape(op, "du", grads.u, s.tokens);
-  const fused = dims.out ?? emptyTensor(gpu, s.fused);
-  requireShape(op, "out", fused, s.fused);
+  const range = rowRange(op, dims, dims);
+  const fused = dims.out ?? emptyTensor(gpu, fusedShape(undefined, s.fused, range.rows));
+  requireShape(op, "out", fused, fusedShape(fused, s.fused, range.rows));
   requireDistinct(op, { ...grads, out: fused });
-  await launch(gpu, "merge_qkvu", dims, { fused, ...grads }, fused.size);
+  await launch(gpu, "merge_qkvu", dims, { fused, ...grads }, fused.size, range);
   return fused;
 }
 
