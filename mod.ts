@@ -43,7 +43,12 @@ export {
   reflectEntry,
   type UniformValues,
 } from "./lib/gpu/kernel.ts";
-export { CommandQueue, type DispatchOptions } from "./lib/gpu/commands.ts";
+export {
+  CommandQueue,
+  DEFAULT_RECORDING,
+  type DispatchOptions,
+  type RecordingOptions,
+} from "./lib/gpu/commands.ts";
 export { GpuProfiler, type ProfileEntry } from "./lib/gpu/profiler.ts";
 export { matmul, type MatmulOptions } from "./lib/ops/matmul.ts";
 export {
@@ -218,7 +223,6 @@ export {
   headsToTokens,
   mergeQkvu,
   type QkvuParts,
-  type RowRange,
   splitQkvu,
   tokensToHeads,
 } from "./lib/ops/heads/heads.ts";
@@ -231,9 +235,6 @@ export {
   type BlockSaved,
   linear,
   linearBackward,
-  ROW_CHUNK_BYTES,
-  rowChunks,
-  savedTensors,
 } from "./lib/model/block.ts";
 export {
   type LossResult,
@@ -303,7 +304,6 @@ export {
   ringReduceScatter,
 } from "./lib/dist/ring.ts";
 export { connectFromEnv, type ConnectFromEnvOptions } from "./lib/launch/connect.ts";
-export { spawnProcessRanks, type SpawnProcessRanksOptions } from "./lib/launch/process_ranks.ts";
 export { type LaunchEnv } from "./lib/launch/env.ts";
 export {
   BucketReducer,

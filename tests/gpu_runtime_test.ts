@@ -152,6 +152,7 @@ Deno.test("profiler survives submits inside the profiled region", async () => {
   profiler.destroy();
   deepEqual(entries.map((e) => [e.label, e.count, e.times.length]), [["inc", 3, 3]]);
   ok(entries[0].times.every((t) => t >= 0 && Number.isFinite(t)));
+  ok(profiler.spanMs >= Math.max(...entries[0].times), "the span covers every dispatch");
   deepEqual(Array.from(await downloadTensor(gpu, x)), [3]);
   x.release();
 });

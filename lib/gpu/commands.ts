@@ -2,12 +2,46 @@
  * Recording GPU work: dispatches go into one pending command encoder that is submitted in
  * batches, so a training step costs a few submits instead of hundreds. Buffers released while
  * work that reads them is still unsubmitted go back to the pool only after the submit.
+ *
+ * A step records hundreds of dispatches, so the host cost of each WebGPU call counts (on Dawn's
+ * Node-API bindings more than on the built-in implementation). {@linkcode RecordingOptions}
+ * cut the calls per dispatch: uniforms share arena buffers (one `writeBuffer` per submit),
+ * bind groups are reused, and consecutive dispatches share one compute pass.
  * @module
  */
 import type { BufferPool } from "./pool.ts";
-import { type BindingValue, type Kernel, packUniforms } from "./kernel.ts";
+import { type BindingValue, type Kernel, type KernelBinding, writeUniforms } from "./kernel.ts";
 import { Tensor } from "./tensor.ts";
 import type { GpuProfiler } from "./profiler.ts";
+import { UniformArena } from "./uniform_arena.ts";
+import { BindGroupCache } from "./bind_group_cache.ts";
+
+/**
+ * How dispatches are recorded. All on by default; each may be turned off (benchmarks compare,
+ * bench/host_overhead.ts). None changes what the GPU computes.
+ */
+export interface RecordingOptions {
+  /**
+   * Uniforms of a submit live in shared arena buffers written with one `queue.writeBuffer` per
+   * chunk ({@linkcode UniformArena}), instead of one pooled buffer and one write per uniform.
+   */
+  uniformArena: boolean;
+  /** Bind groups with the same buffers, offsets and sizes are reused ({@linkcode BindGroupCache}). */
+  bindGroupCache: boolean;
+  /**
+   * Consecutive dispatches share one compute pass instead of one pass each (WebGPU makes each
+   * dispatch's storage writes visible to the later dispatches of a pass). Passes are still
+   * per dispatch while a profiler times them.
+   */
+  sharedPasses: boolean;
+}
+
+/** The default recording: every host-side saving on. */
+export const DEFAULT_RECORDING: Readonly<RecordingOptions> = {
+  uniformArena: true,
+  bindGroupCache: true,
+  sharedPasses: true,
+};
 
 /** A dispatch: what to bind by WGSL name, and how many workgroups to launch. */
 export interface DispatchOptions {
@@ -37,20 +71,74 @@ export function linearWorkgroups(
 /** Records dispatches and copies for one device and submits them in batches. */
 export class CommandQueue {
   #encoder: GPUCommandEncoder | undefined;
+  /** The open compute pass shared by consecutive dispatches (`sharedPasses`). */
+  #pass: GPUComputePassEncoder | undefined;
+  #passPipeline: GPUComputePipeline | undefined;
   #afterSubmit: GPUBuffer[] = [];
   #pendingDispatches = 0;
+  #recording: RecordingOptions;
+  readonly #arena: UniformArena;
+  readonly #bindGroups: BindGroupCache;
+  /** Device limits read once: a property read on Dawn's bindings is a native call. */
+  readonly #limits: {
+    maxGroups: number;
+    maxStorageBinding: number;
+    storageAlign: number;
+  };
   /** When set, every dispatch is timed with GPU timestamps. */
   profiler: GpuProfiler | undefined;
   /** Dispatches after which the pending work is submitted on its own. */
   autoSubmitEvery = 256;
 
   /** A queue recording work for `device`, releasing buffers into `pool`. */
-  constructor(readonly device: GPUDevice, readonly pool: BufferPool) {}
+  constructor(
+    readonly device: GPUDevice,
+    readonly pool: BufferPool,
+    recording: Partial<RecordingOptions> = {},
+  ) {
+    const limits = device.limits;
+    this.#limits = {
+      maxGroups: limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBinding: limits.maxStorageBufferBindingSize,
+      storageAlign: limits.minStorageBufferOffsetAlignment,
+    };
+    this.#recording = { ...DEFAULT_RECORDING, ...recording };
+    this.#arena = new UniformArena(device, pool, { align: limits.minUniformBufferOffsetAlignment });
+    this.#bindGroups = new BindGroupCache(device);
+  }
 
-  /** The pending encoder, created on first use. */
+  /** How dispatches are recorded now. */
+  get recording(): Readonly<RecordingOptions> {
+    return { ...this.#recording };
+  }
+
+  /** Changes how later dispatches are recorded (submitting what is recorded so far). */
+  setRecording(options: Partial<RecordingOptions>): void {
+    this.submit();
+    this.#recording = { ...this.#recording, ...options };
+  }
+
+  /** Bind group cache lookups so far: answered from the cache, and created. */
+  get bindGroupStats(): { hits: number; misses: number; size: number } {
+    const c = this.#bindGroups;
+    return { hits: c.hits, misses: c.misses, size: c.size };
+  }
+
+  /** The pending encoder (created on first use), for commands outside compute passes. */
   get encoder(): GPUCommandEncoder {
+    this.#endPass();
+    return this.#openEncoder();
+  }
+
+  #openEncoder(): GPUCommandEncoder {
     this.#encoder ??= this.device.createCommandEncoder();
     return this.#encoder;
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = undefined;
+    this.#passPipeline = undefined;
   }
 
   /** True while recorded work waits for {@linkcode submit}. */
@@ -69,7 +157,7 @@ export class CommandQueue {
   /** Records one compute dispatch. */
   dispatch(kernel: Kernel, options: DispatchOptions): void {
     const [x, y = 1, z = 1] = options.workgroups;
-    const maxGroups = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const maxGroups = this.#limits.maxGroups;
     for (const n of [x, y, z]) {
       if (!Number.isInteger(n) || n < 0 || n > maxGroups) {
         throw new Error(
@@ -78,8 +166,45 @@ export class CommandQueue {
       }
     }
     if (x * y * z === 0) return;
-    const groups: GPUBindGroupEntry[][] = kernel.layouts.map(() => []);
-    for (const [name, binding] of kernel.bindings) {
+    const groups = kernel.groups.map((members, g) => this.#bindGroup(kernel, g, members, options));
+    for (const name of Object.keys(options.bindings)) {
+      if (!kernel.bindings.has(name)) {
+        const known = [...kernel.bindings.keys()].join(", ");
+        throw new Error(`Unknown binding "${name}" for kernel ${kernel.key}: it binds [${known}]`);
+      }
+    }
+    const timestampWrites = this.profiler?.passTimestamps(options.label ?? kernel.key);
+    let pass: GPUComputePassEncoder;
+    if (this.#recording.sharedPasses && !timestampWrites) {
+      this.#pass ??= this.#openEncoder().beginComputePass({});
+      pass = this.#pass;
+    } else {
+      this.#endPass();
+      pass = this.#openEncoder().beginComputePass(timestampWrites ? { timestampWrites } : {});
+    }
+    if (pass !== this.#pass || this.#passPipeline !== kernel.pipeline) {
+      pass.setPipeline(kernel.pipeline);
+      if (pass === this.#pass) this.#passPipeline = kernel.pipeline;
+    }
+    groups.forEach(({ group, offsets }, g) =>
+      offsets.length > 0 ? pass.setBindGroup(g, group, offsets) : pass.setBindGroup(g, group)
+    );
+    pass.dispatchWorkgroups(x, y, z);
+    if (pass !== this.#pass) pass.end();
+    if (++this.#pendingDispatches >= this.autoSubmitEvery) this.submit();
+  }
+
+  /** The bind group `g` of a dispatch and its dynamic offsets (one per uniform, in binding order). */
+  #bindGroup(
+    kernel: Kernel,
+    g: number,
+    members: readonly KernelBinding[],
+    options: DispatchOptions,
+  ): { group: GPUBindGroup; offsets: number[] } {
+    const entries: { binding: number; resource: GPUBufferBinding }[] = [];
+    const offsets: number[] = [];
+    for (const binding of members) {
+      const name = binding.name;
       const value = options.bindings[name];
       if (value === undefined) {
         throw new Error(`Missing binding "${name}" for kernel ${kernel.key}`);
@@ -93,34 +218,33 @@ export class CommandQueue {
             `Binding "${name}" of ${kernel.key} is storage: pass a Tensor or GPUBuffer`,
           );
         }
-        const data = packUniforms(kernel, binding, value);
-        const buffer = this.pool.acquire(
-          data.byteLength,
-          GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-          false,
-        );
-        this.device.queue.writeBuffer(buffer, 0, data);
-        this.#afterSubmit.push(buffer);
-        resource = { buffer };
+        const size = binding.uniformSize;
+        if (this.#recording.uniformArena) {
+          const slice = this.#arena.slice(size);
+          writeUniforms(kernel, binding, { values: value, view: slice.view, at: slice.offset });
+          resource = { buffer: slice.buffer, offset: 0, size };
+          offsets.push(slice.offset);
+        } else {
+          const data = new ArrayBuffer(size);
+          writeUniforms(kernel, binding, { values: value, view: new DataView(data), at: 0 });
+          const buffer = this.pool.acquire(
+            size,
+            GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+            false,
+          );
+          this.device.queue.writeBuffer(buffer, 0, data);
+          this.#afterSubmit.push(buffer);
+          resource = { buffer, offset: 0, size };
+          offsets.push(0);
+        }
       }
-      groups[binding.group].push({ binding: binding.binding, resource });
+      entries.push({ binding: binding.binding, resource });
     }
-    for (const name of Object.keys(options.bindings)) {
-      if (!kernel.bindings.has(name)) {
-        const known = [...kernel.bindings.keys()].join(", ");
-        throw new Error(`Unknown binding "${name}" for kernel ${kernel.key}: it binds [${known}]`);
-      }
-    }
-    const encoder = this.encoder;
-    const timestampWrites = this.profiler?.passTimestamps(options.label ?? kernel.key);
-    const pass = encoder.beginComputePass(timestampWrites ? { timestampWrites } : {});
-    pass.setPipeline(kernel.pipeline);
-    groups.forEach((entries, g) =>
-      pass.setBindGroup(g, this.device.createBindGroup({ layout: kernel.layouts[g], entries }))
-    );
-    pass.dispatchWorkgroups(x, y, z);
-    pass.end();
-    if (++this.#pendingDispatches >= this.autoSubmitEvery) this.submit();
+    const layout = kernel.layouts[g];
+    const group = this.#recording.bindGroupCache
+      ? this.#bindGroups.get(layout, entries)
+      : this.device.createBindGroup({ layout, entries });
+    return { group, offsets };
   }
 
   /**
@@ -128,20 +252,20 @@ export class CommandQueue {
    * is a view; both checked against the device limits so the error names the tensor.
    */
   #tensorBinding(kernel: Kernel, name: string, t: Tensor): GPUBufferBinding {
-    const limits = this.device.limits;
+    const limits = this.#limits;
     const size = t.bindingSize, offset = t.byteOffset;
-    if (size > limits.maxStorageBufferBindingSize) {
+    if (size > limits.maxStorageBinding) {
       throw new Error(
         `Binding "${name}" of ${kernel.key}: tensor [${
           t.shape.join(", ")
-        }] spans ${size} bytes, over the device's maxStorageBufferBindingSize ${limits.maxStorageBufferBindingSize} (process it in row chunks)`,
+        }] spans ${size} bytes, over the device's maxStorageBufferBindingSize ${limits.maxStorageBinding} (process it in row chunks)`,
       );
     }
-    if (offset % limits.minStorageBufferOffsetAlignment !== 0) {
+    if (offset % limits.storageAlign !== 0) {
       throw new Error(
         `Binding "${name}" of ${kernel.key}: view [${
           t.shape.join(", ")
-        }] starts at byte ${offset}, not a multiple of minStorageBufferOffsetAlignment ${limits.minStorageBufferOffsetAlignment}`,
+        }] starts at byte ${offset}, not a multiple of minStorageBufferOffsetAlignment ${limits.storageAlign}`,
       );
     }
     return { buffer: t.buffer, offset, size };
@@ -161,11 +285,14 @@ export class CommandQueue {
   /** Submits everything recorded so far. */
   submit(): void {
     if (!this.#encoder) return;
+    this.#endPass();
+    this.#arena.flush(); // lands before the commands below, which read it
     this.profiler?.resolve(this.#encoder);
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = undefined;
     this.#pendingDispatches = 0;
     this.pool.idle();
+    this.#arena.afterSubmit();
     for (const b of this.#afterSubmit) this.pool.release(b);
     this.#afterSubmit = [];
   }

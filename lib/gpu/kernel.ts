@@ -29,8 +29,13 @@ export interface Kernel {
   readonly key: string;
   /** The compiled pipeline. */
   readonly pipeline: GPUComputePipeline;
-  /** Bind group layouts, one per `@group`. */
+  /** Bind group layouts, one per `@group`; uniform bindings take a dynamic offset. */
   readonly layouts: readonly GPUBindGroupLayout[];
+  /**
+   * Bindings of each `@group` in `@binding` order: the order of a group's entries and of its
+   * dynamic offsets (one per uniform binding).
+   */
+  readonly groups: readonly (readonly KernelBinding[])[];
   /** Bindings of the entry point by WGSL name. */
   readonly bindings: ReadonlyMap<string, KernelBinding>;
   /** `@workgroup_size` of the entry point. */
@@ -158,18 +163,23 @@ export class KernelCache {
       ).join("\n");
       throw new Error(`WGSL compilation failed for ${spec.key}:\n${detail}`);
     }
-    const groups = Math.max(-1, ...bindings.map((b) => b.group)) + 1;
-    const layouts: GPUBindGroupLayout[] = [];
-    for (let g = 0; g < groups; g++) {
-      layouts.push(device.createBindGroupLayout({
+    const groupCount = Math.max(-1, ...bindings.map((b) => b.group)) + 1;
+    const groups = Array.from(
+      { length: groupCount },
+      (_, g) => bindings.filter((b) => b.group === g).sort((a, b) => a.binding - b.binding),
+    );
+    // Uniforms bind with a dynamic offset, so one bind group serves every slice of a shared
+    // uniform buffer (see CommandQueue's uniform arena and bind group cache).
+    const layouts = groups.map((members, g) =>
+      device.createBindGroupLayout({
         label: `${spec.key} group ${g}`,
-        entries: bindings.filter((b) => b.group === g).map((b) => ({
+        entries: members.map((b) => ({
           binding: b.binding,
           visibility: GPUShaderStage.COMPUTE,
-          buffer: { type: b.kind },
+          buffer: { type: b.kind, hasDynamicOffset: b.kind === "uniform" },
         })),
-      }));
-    }
+      })
+    );
     const pipeline = await device.createComputePipelineAsync({
       label: spec.key,
       layout: device.createPipelineLayout({ bindGroupLayouts: layouts }),
@@ -181,6 +191,7 @@ export class KernelCache {
       key,
       pipeline,
       layouts,
+      groups,
       bindings: new Map(bindings.map((b) => [b.name, b])),
       workgroupSize,
     };
@@ -199,21 +210,32 @@ export function packUniforms(
   values: UniformValues,
 ): ArrayBuffer {
   const data = new ArrayBuffer(binding.uniformSize);
-  const view = new DataView(data);
+  writeUniforms(kernel, binding, { values, view: new DataView(data), at: 0 });
+  return data;
+}
+
+/** Writes uniform values into `view` from byte `at`, in the struct layout of `binding`. */
+export function writeUniforms(
+  kernel: Kernel,
+  binding: KernelBinding,
+  target: { values: UniformValues; view: DataView; at: number },
+): void {
+  const { values, view, at } = target;
   for (const [name, member] of binding.members) {
     const value = values[name];
     if (value === undefined) {
       throw new Error(`Missing uniform ${binding.name}.${name} for kernel ${kernel.key}`);
     }
-    if (member.type === "f32") view.setFloat32(member.offset, value, true);
+    const offset = at + member.offset;
+    if (member.type === "f32") view.setFloat32(offset, value, true);
     else if (member.type === "u32") {
       if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
         throw new Error(
           `Uniform ${binding.name}.${name} = ${value} is not a u32 (kernel ${kernel.key})`,
         );
       }
-      view.setUint32(member.offset, value, true);
-    } else if (member.type === "i32") view.setInt32(member.offset, value, true);
+      view.setUint32(offset, value, true);
+    } else if (member.type === "i32") view.setInt32(offset, value, true);
     else {throw new Error(
         `Uniform member ${binding.name}.${name} has unsupported type ${member.type}`,
       );}
@@ -223,5 +245,4 @@ export function packUniforms(
       throw new Error(`Unknown uniform ${binding.name}.${name} for kernel ${kernel.key}`);
     }
   }
-  return data;
 }

@@ -28,6 +28,11 @@ export class GpuProfiler {
   untimed = 0;
   /** GPU milliseconds of each dispatch of the last region, in dispatch order. */
   dispatchTimes: number[] = [];
+  /**
+   * GPU milliseconds from the first dispatch's start to the last one's end in the last region:
+   * with the summed dispatch times, it shows how long the GPU sat idle between dispatches.
+   */
+  spanMs = 0;
 
   /** A profiler for `gpu` timing up to `capacity` dispatches per region. */
   constructor(readonly gpu: Gpu, readonly capacity = 2048) {
@@ -106,7 +111,10 @@ export class GpuProfiler {
     this.#readBuffer.unmap();
     const byLabel = new Map<string, ProfileEntry>();
     this.dispatchTimes = [];
+    let first = stamps[0], last = stamps[1];
     for (let i = 0; i < n; i++) {
+      if (stamps[2 * i] < first) first = stamps[2 * i];
+      if (stamps[2 * i + 1] > last) last = stamps[2 * i + 1];
       const ns = Number(stamps[2 * i + 1] - stamps[2 * i]);
       this.dispatchTimes.push(Math.max(0, ns) / 1e6);
       const label = this.#labels[i];
@@ -116,6 +124,7 @@ export class GpuProfiler {
       entry.ms += Math.max(0, ns) / 1e6;
       entry.times.push(Math.max(0, ns) / 1e6);
     }
+    this.spanMs = Math.max(0, Number(last - first)) / 1e6;
     return [...byLabel.values()];
   }
 
