@@ -223,6 +223,7 @@ export {
   headsToTokens,
   mergeQkvu,
   type QkvuParts,
+  type RowRange,
   splitQkvu,
   tokensToHeads,
 } from "./lib/ops/heads/heads.ts";
@@ -235,6 +236,9 @@ export {
   type BlockSaved,
   linear,
   linearBackward,
+  ROW_CHUNK_BYTES,
+  rowChunks,
+  savedTensors,
 } from "./lib/model/block.ts";
 export {
   type LossResult,
@@ -304,6 +308,7 @@ export {
   ringReduceScatter,
 } from "./lib/dist/ring.ts";
 export { connectFromEnv, type ConnectFromEnvOptions } from "./lib/launch/connect.ts";
+export { spawnProcessRanks, type SpawnProcessRanksOptions } from "./lib/launch/process_ranks.ts";
 export { type LaunchEnv } from "./lib/launch/env.ts";
 export {
   BucketReducer,
