@@ -141,6 +141,42 @@ Deno.test("every recording combination gives exact results for one large mixed s
   ok(gpu.commands.bindGroupStats.hits > 0, "the cache answered some lookups");
 });
 
+Deno.test("a repeated step-like sequence creates no bind groups after the first rounds", async () => {
+  const gpu = await testGpu();
+  const k = await kernels(gpu);
+  const src = uploadTensor(gpu, Float32Array.from({ length: 64 }, (_, i) => i), [64]);
+  const round = async () => {
+    const temps = [];
+    let x = src;
+    for (let i = 0; i < 6; i++) { // temporaries released out of order, some mid-encoder
+      const y = emptyTensor(gpu, [64]);
+      gpu.commands.dispatch(k.affine, {
+        bindings: { p: { i: 5, a: 2, b: i }, src: x, dst: y },
+        workgroups: [1],
+      });
+      temps.push(y);
+      x = y;
+      if (i === 3) temps.splice(1, 1)[0].release();
+      if (i === 4) gpu.commands.submit();
+    }
+    const [got] = await downloadTensors(gpu, [x]);
+    for (const t of temps) t.release();
+    return got[5];
+  };
+  const before = gpu.commands.bindGroupStats;
+  const values = [];
+  for (let r = 0; r < 3; r++) values.push(await round());
+  const warm = gpu.commands.bindGroupStats;
+  values.push(await round());
+  const after = gpu.commands.bindGroupStats;
+  const expected = [0, 1, 2, 3, 4, 5].reduce((v, b) => 2 * v + b, 5); // y = 2x + i from src[5]
+  deepEqual(values, [expected, expected, expected, expected]);
+  ok(warm.misses > before.misses, "the first rounds created bind groups");
+  equal(after.misses, warm.misses, "a repeated round creates none");
+  equal(after.hits - warm.hits, 6);
+  src.release();
+});
+
 Deno.test("setRecording submits recorded work first; defaults are all on", async () => {
   const gpu = await testGpu();
   deepEqual(gpu.commands.recording, DEFAULT_RECORDING);

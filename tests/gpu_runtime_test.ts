@@ -71,6 +71,22 @@ Deno.test("pool without NaN fill tracks bytes in use and the peak", async () => 
   pool.clear();
 });
 
+Deno.test("pool hands out the oldest free buffer of a bucket first, whatever the release order", async () => {
+  const gpu = await testGpu();
+  const pool = new BufferPool(gpu.device);
+  const [a, b, c] = [0, 1, 2].map(() => pool.acquire(512, GPUBufferUsage.STORAGE));
+  for (const x of [c, a, b]) pool.release(x);
+  const order = [0, 1, 2].map(() => [a, b, c].indexOf(pool.acquire(500, GPUBufferUsage.STORAGE)));
+  deepEqual(order, [0, 1, 2], "identities, oldest first");
+  for (const x of [b, c, a]) pool.release(x, true); // still used by unsubmitted work
+  const fresh = pool.acquire(512, GPUBufferUsage.STORAGE, false);
+  ok(![a, b, c].includes(fresh), "a host write never gets a busy buffer");
+  pool.idle();
+  equal(pool.acquire(512, GPUBufferUsage.STORAGE, false), a, "oldest first once idle");
+  for (const x of [a, fresh]) pool.release(x);
+  pool.clear();
+});
+
 Deno.test("downloads batch many tensors and dtypes in one readback", async () => {
   const gpu = await testGpu();
   const f = uploadTensor(gpu, [1.5, -2, 3], [3]);

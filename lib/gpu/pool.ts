@@ -33,7 +33,15 @@ export interface BufferPoolOptions {
 export class BufferPool {
   /** Whether handed-out buffers are NaN-filled. */
   readonly nanFill: boolean;
+  /**
+   * Free buffers by key, each list in descending creation order: the oldest is taken first, so
+   * work that acquires and releases in the same order (a training step) gets the same buffers
+   * every time, and the command queue's cached bind groups keep matching.
+   */
   #free = new Map<string, GPUBuffer[]>();
+  /** Creation number, key and size of each buffer made here (no native getter per release). */
+  readonly #made = new WeakMap<GPUBuffer, { id: number; key: string; size: number }>();
+  #created = 0;
   /** Free buffers that recorded, not yet submitted work still uses (see {@linkcode release}). */
   #busy = new Set<GPUBuffer>();
   #allocatedBytes = 0;
@@ -86,12 +94,16 @@ export class BufferPool {
    * that is not submitted yet still uses it.
    */
   release(buffer: GPUBuffer, busy = false): void {
-    const key = `${buffer.usage}:${buffer.size}`;
+    const made = this.#made.get(buffer);
+    const key = made?.key ?? `${buffer.usage}:${buffer.size}`;
     let list = this.#free.get(key);
     if (!list) this.#free.set(key, list = []);
-    list.push(buffer);
+    const id = made?.id ?? -1;
+    let at = list.length;
+    while (at > 0 && (this.#made.get(list[at - 1])?.id ?? -1) < id) at--;
+    list.splice(at, 0, buffer);
     if (busy) this.#busy.add(buffer);
-    this.#inUseBytes -= buffer.size;
+    this.#inUseBytes -= made?.size ?? buffer.size;
   }
 
   /** Called after a submit: no free buffer is used by unsubmitted work any more. */
@@ -135,7 +147,9 @@ export class BufferPool {
       );
     }
     this.#allocatedBytes += size;
-    return this.device.createBuffer({ size, usage });
+    const buffer = this.device.createBuffer({ size, usage });
+    this.#made.set(buffer, { id: this.#created++, key: `${usage}:${size}`, size });
+    return buffer;
   }
 
   #fillNaN(buffer: GPUBuffer): void {
