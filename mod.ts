@@ -203,6 +203,7 @@ export {
   type WebSocketTransportOptions,
 } from "./lib/dist/ws/ws_transport.ts";
 export {
+  type AttentionLayer,
   LaspAttention,
   type LaspAttentionOptions,
   type LaspBackwardInputs,
@@ -260,6 +261,10 @@ export {
   type ReferenceParams,
 } from "./lib/model/reference.ts";
 export { generate, type GenerateOptions, sampleToken } from "./lib/model/generate.ts";
+export {
+  RecurrentAttention,
+  type RecurrentAttentionOptions,
+} from "./lib/model/recurrent_attention.ts";
 export { Trainer, type TrainerOptions } from "./lib/train/trainer.ts";
 export { learningRate } from "./lib/train/schedule.ts";
 export { resolveTrainConfig } from "./lib/train/validate.ts";

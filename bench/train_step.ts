@@ -19,11 +19,10 @@ import {
   openDevice,
   resolveModelConfig,
   resolveTrainConfig,
-  type Tensor,
   Trainer,
-  uploadTensor,
 } from "../mod.ts";
 import { Rng } from "../lib/util/rng.ts";
+import { tinyModelConfig, uploadParams } from "../lib/testing/tiny_model.ts";
 import { flag } from "./_timing.ts";
 
 const args = Deno.args;
@@ -39,17 +38,7 @@ console.log(`device: ${gpu.adapterName} (${gpu.implementation})`);
 
 // ---- validation against the float64 model ------------------------------------------------------
 for (const kind of ["tnl", "linear"] as const) {
-  const config = resolveModelConfig({
-    model: kind,
-    tokenizer: "bytes",
-    vocabSize: 256,
-    dim: 16,
-    heads: 2,
-    layers: 2,
-    gluDim: 24,
-    seqLen: 40,
-    initStd: 0.3,
-  });
+  const config = tinyModelConfig({ model: kind, seqLen: 40, initStd: 0.3 });
   const rng = new Rng(3);
   const tokens = {
     inputs: Uint32Array.from({ length: 80 }, () => rng.int(32)),
@@ -57,12 +46,10 @@ for (const kind of ["tnl", "linear"] as const) {
     batch: 2,
   };
   const host = initParams(config, 1);
-  const params = new Map<string, Tensor>();
-  for (const [k, a] of Object.entries(host)) params.set(k, uploadTensor(gpu, a.data, a.shape));
   const model = new Model(gpu, {
     config,
     attention: new LaspAttention(Communicator.solo()),
-    params,
+    params: uploadParams(gpu, host),
     logitsChunkRows: 13,
   });
   await model.zeroGrads();

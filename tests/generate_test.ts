@@ -1,48 +1,34 @@
-import { equal, rejects } from "node:assert/strict";
-import { resolveModelConfig } from "../lib/model/config.ts";
+/**
+ * generate() decodes recurrently (prefill, then one token per forward): it picks the tokens
+ * that rerunning the full forward (Model.forward with LaspAttention) on the whole growing
+ * sequence picks — greedy and sampled with the same seed, both model kinds, a prompt of 60
+ * tokens and 8 new ones, so decoding crosses the LA chunk boundary at 64 and runs past seqLen
+ * (the context is not truncated). Sampling draws from softmax(logits / T); bad input errors.
+ */
+import { deepEqual, equal, rejects } from "node:assert/strict";
 import { initParams } from "../lib/model/init.ts";
 import { generate, sampleToken } from "../lib/model/generate.ts";
-import { modelLogitsReference } from "../lib/model/reference.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
+import { tinyModelConfig } from "../lib/testing/tiny_model.ts";
+import { rerunDecoding } from "../lib/testing/rerun_decoding.ts";
 import { testGpu } from "./_gpu.ts";
 
-const config = resolveModelConfig({
-  tokenizer: "bytes",
-  vocabSize: 256,
-  dim: 16,
-  heads: 2,
-  layers: 2,
-  gluDim: 24,
-  seqLen: 8,
-  initStd: 0.5,
-});
-
-Deno.test("greedy generation follows the float64 model's argmax, window of seqLen tokens", async () => {
-  const gpu = await testGpu();
-  const params = initParams(config, 9);
-  const prompt = [3, 1, 4, 1, 5];
-  const out = await generate(gpu, {
-    model: config,
-    params,
-    prompt,
-    maxTokens: 6,
-    temperature: 0,
-    seed: 1,
+for (const kind of ["tnl", "linear"] as const) {
+  Deno.test(`generate equals rerunning the full forward per token (${kind}, greedy and T = 0.8)`, async () => {
+    const gpu = await testGpu();
+    const config = tinyModelConfig({ model: kind, seqLen: 32, initStd: 0.5 });
+    const params = initParams(config, 9);
+    const rng = new Rng(2);
+    const prompt = Array.from({ length: 60 }, () => rng.int(config.vocabSize));
+    for (const temperature of [0, 0.8]) {
+      const o = { prompt, maxTokens: 8, temperature, seed: 7 };
+      const out = await generate(gpu, { model: config, params, ...o });
+      const ref = await rerunDecoding(gpu, { model: config, params, ...o });
+      deepEqual(out, ref, `temperature ${temperature}`);
+    }
   });
-  equal(out.length, 6);
-  const ref = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.data]));
-  const tokens = [...prompt];
-  for (let i = 0; i < 6; i++) {
-    const context = tokens.slice(-config.seqLen);
-    const logits = modelLogitsReference(config, ref, { inputs: context, batch: 1 });
-    const last = logits.subarray((context.length - 1) * 256);
-    let best = 0;
-    for (let j = 1; j < 256; j++) if (last[j] > last[best]) best = j;
-    equal(out[i], best, `token ${i}`);
-    tokens.push(best);
-  }
-});
+}
 
 Deno.test("sampling at temperature T draws from softmax(logits / T)", () => {
   const logits = [1, 0, -1, 2];
@@ -62,6 +48,7 @@ Deno.test("sampling at temperature T draws from softmax(logits / T)", () => {
 
 Deno.test("generate rejects bad prompts and settings", async () => {
   const gpu = await testGpu();
+  const config = tinyModelConfig({ seqLen: 8 });
   const params = initParams(config, 9);
   const base = { model: config, params, maxTokens: 1, temperature: 1, seed: 1 };
   await rejects(generate(gpu, { ...base, prompt: [] }), /at least one token/);
@@ -73,4 +60,9 @@ Deno.test("generate rejects bad prompts and settings", async () => {
     generate(gpu, { ...base, prompt: [1], temperature: -1 }),
     /temperature -1 must be ≥ 0/,
   );
+  await rejects(
+    generate(gpu, { ...base, prompt: [1], maxTokens: 1.5 }),
+    /maxTokens 1.5 must be an integer ≥ 0/,
+  );
+  deepEqual(await generate(gpu, { ...base, prompt: [1], maxTokens: 0 }), []);
 });

@@ -7,17 +7,17 @@
  * gradients ≤ 5e-6 relative RMS (asserted: 2e-6 and 3e-5).
  */
 import { equal } from "node:assert/strict";
-import { downloadTensors, uploadTensor } from "../mod.ts";
+import { downloadTensors } from "../mod.ts";
 import { Communicator } from "../lib/dist/communicator.ts";
 import { LaspAttention } from "../lib/lasp/attention.ts";
-import { resolveModelConfig } from "../lib/model/config.ts";
+import type { ModelConfig } from "../lib/model/config.ts";
 import { initParams } from "../lib/model/init.ts";
 import { type LossResult, Model } from "../lib/model/model.ts";
 import { modelLossReference } from "../lib/model/reference.ts";
 import { rowChunks } from "../lib/model/block.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
-import type { Tensor } from "../lib/gpu/tensor.ts";
+import { tinyModelConfig, uploadParams } from "../lib/testing/tiny_model.ts";
 import { testGpu } from "./_gpu.ts";
 
 const CASES = [
@@ -38,31 +38,17 @@ for (const kase of CASES) {
   const { recompute, chunk, ...overrides } = kase;
   Deno.test(`model loss and gradients match float64 (${JSON.stringify(kase)})`, async () => {
     const gpu = await testGpu();
-    const config = resolveModelConfig({
-      ...overrides,
-      tokenizer: "bytes",
-      vocabSize: 256,
-      dim: 16,
-      heads: 2,
-      layers: 2,
-      gluDim: 24,
-      seqLen: 24,
-      initStd: 0.3,
-    });
+    const config = tinyModelConfig({ ...overrides, seqLen: 24, initStd: 0.3 });
     // vocab 256 is the byte tokenizer's minimum; ids stay below 32 to keep the FD check cheap
     const batch = 2, n = 24;
     const rng = new Rng(17);
     const inputs = Uint32Array.from({ length: batch * n }, () => rng.int(32));
     const targets = Uint32Array.from({ length: batch * n }, () => rng.int(32));
     const host = initParams(config, 5);
-    const params = new Map<string, Tensor>();
-    for (const [name, a] of Object.entries(host)) {
-      params.set(name, uploadTensor(gpu, a.data, a.shape));
-    }
     const model = new Model(gpu, {
       config,
       attention: new LaspAttention(Communicator.solo()),
-      params,
+      params: uploadParams(gpu, host),
       logitsChunkRows: chunk || undefined, // 17: the loss head runs in 3 uneven chunks
     });
     await model.zeroGrads();
@@ -114,7 +100,7 @@ for (const kase of CASES) {
 /** Loss sum and every gradient of one forward + backward (params uploaded fresh from `host`). */
 async function lossAndGrads(
   options: {
-    config: ReturnType<typeof resolveModelConfig>;
+    config: ModelConfig;
     host: ReturnType<typeof initParams>;
     tokens: { inputs: Uint32Array; targets: Uint32Array; batch: number };
     recompute: boolean;
@@ -122,14 +108,10 @@ async function lossAndGrads(
   },
 ): Promise<Float32Array[]> {
   const gpu = await testGpu();
-  const params = new Map<string, Tensor>();
-  for (const [name, a] of Object.entries(options.host)) {
-    params.set(name, uploadTensor(gpu, a.data, a.shape));
-  }
   const model = new Model(gpu, {
     config: options.config,
     attention: new LaspAttention(Communicator.solo()),
-    params,
+    params: uploadParams(gpu, options.host),
     rowChunkBytes: options.rowChunkBytes,
   });
   await model.zeroGrads();
@@ -154,16 +136,7 @@ async function lossAndGrads(
 for (const recompute of [false, true]) {
   Deno.test(`blocks in row chunks (4, the last partial) equal whole rows (recompute ${recompute})`, async () => {
     // rows = 2 · 100 = 200; widest activation 4D = 64 floats = 256 B a row; 16 KiB = 64 rows
-    const config = resolveModelConfig({
-      tokenizer: "bytes",
-      vocabSize: 256,
-      dim: 16,
-      heads: 2,
-      layers: 2,
-      gluDim: 40,
-      seqLen: 100,
-      initStd: 0.3,
-    });
+    const config = tinyModelConfig({ gluDim: 40, seqLen: 100, initStd: 0.3 });
     const rowChunkBytes = 64 * 64 * 4;
     equal(rowChunks(200, 64, rowChunkBytes).map(([, n]) => n).join(), "64,64,64,8");
     const rng = new Rng(3);

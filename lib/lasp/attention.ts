@@ -83,6 +83,20 @@ export interface LaspBackwardInputs {
   layer: number;
 }
 
+/**
+ * What a model's blocks need of their attention (lib/model/model.ts): {@linkcode LaspAttention}
+ * for training and evaluation, `RecurrentAttention` (lib/model/recurrent_attention.ts) for
+ * decoding. One object serves every layer.
+ */
+export interface AttentionLayer {
+  /** o [B, H, n, dv] of the given tokens. */
+  forward(gpu: Gpu, inputs: LaspForwardInputs): Promise<{ o: Tensor }>;
+  /** dq, dk, dv of the layer's pending forward. */
+  backward(gpu: Gpu, inputs: LaspBackwardInputs): Promise<{ dq: Tensor; dk: Tensor; dv: Tensor }>;
+  /** Drops whatever is kept for a backward (e.g. after an aborted step). */
+  clear(): void;
+}
+
 /** This rank's LASP traffic since the last {@linkcode LaspAttention.takeCounters}. */
 export interface LaspCounters {
   /** State messages sent (an all-gather counts one per peer). */
@@ -116,7 +130,7 @@ function zero(): LaspCounters {
 }
 
 /** Sequence-parallel linear attention of one rank; one object serves every layer. */
-export class LaspAttention {
+export class LaspAttention implements AttentionLayer {
   /** Ring (LASP) or all-gather (LASP-2). */
   readonly mode: LaspMode;
   /** Ring: local state first, pass on, then outputs. */

@@ -1,17 +1,19 @@
 /**
- * Sampling from a trained model on one device (T = 1): the forward is rerun on the growing
- * sequence (the last `seqLen` tokens) for each new token — quadratic in the sample length,
- * fine for the short samples a training run prints.
+ * Sampling from a trained model on one device, decoded as the RNN linear attention is at
+ * inference ({@linkcode RecurrentAttention}): one forward over the prompt (prefill) leaves each
+ * layer's state S [B, H, dk, dv]; each new token then costs one forward over that token alone,
+ * continuing from the states. Time per token is constant and the context is unbounded: every
+ * token of the prompt and of the sample conditions the next one, also beyond `seqLen` (the
+ * training length; past it the model extrapolates as linear attention does).
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
 import { downloadTensors, type Tensor, uploadTensor } from "../gpu/tensor.ts";
-import { Communicator } from "../dist/communicator.ts";
-import { LaspAttention } from "../lasp/attention.ts";
 import { Rng } from "../util/rng.ts";
 import type { NamedArrays } from "../train/types.ts";
 import type { ModelConfig } from "./config.ts";
 import { Model } from "./model.ts";
+import { RecurrentAttention } from "./recurrent_attention.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {
@@ -64,27 +66,22 @@ export async function generate(gpu: Gpu, options: GenerateOptions): Promise<numb
   for (const [name, a] of Object.entries(options.params)) {
     params.set(name, uploadTensor(gpu, a.data, a.shape));
   }
-  const model = new Model(gpu, {
-    config: c,
-    attention: new LaspAttention(Communicator.solo()),
-    params,
-  });
+  const attention = new RecurrentAttention();
+  const model = new Model(gpu, { config: c, attention, params });
   const rng = new Rng(options.seed);
-  const tokens = [...prompt], out: number[] = [];
+  const out: number[] = [];
   try {
+    let inputs = Uint32Array.from(prompt); // the prompt, then the last sampled token
     for (let i = 0; i < maxTokens; i++) {
-      const context = Uint32Array.from(tokens.slice(-c.seqLen));
-      const logits = await model.forward({ inputs: context, batch: 1 }, {
-        needsGrad: false,
-      }) as Tensor;
-      const [all] = await downloadTensors(gpu, [logits]);
+      const logits = await model.forward({ inputs, batch: 1 }, { needsGrad: false }) as Tensor; // [n, V]
+      const [last] = await downloadTensors(gpu, [logits.rows(inputs.length - 1, 1)]); // [1, V]
       logits.release();
-      const last = all.subarray((context.length - 1) * c.vocabSize, context.length * c.vocabSize);
       const next = sampleToken(last, temperature, rng);
-      tokens.push(next);
       out.push(next);
+      inputs = Uint32Array.of(next);
     }
   } finally {
+    attention.reset();
     model.destroy();
   }
   return out;

@@ -13,7 +13,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { emptyTensor, type Tensor, uploadTensor } from "../gpu/tensor.ts";
-import type { LaspAttention } from "../lasp/attention.ts";
+import type { AttentionLayer, LaspAttention } from "../lasp/attention.ts";
 import { srmsnormBackward, srmsnormForward } from "../ops/srmsnorm/srmsnorm.ts";
 import {
   embeddingBackward,
@@ -90,8 +90,11 @@ export interface ModelHooks {
 export interface ModelOptions {
   /** Model configuration. */
   config: ModelConfig;
-  /** This rank's sequence-parallel attention (`new LaspAttention(Communicator.solo())` alone). */
-  attention: LaspAttention;
+  /**
+   * This rank's sequence-parallel attention (`new LaspAttention(Communicator.solo())` alone),
+   * or a `RecurrentAttention` to decode a sequence in pieces (lib/model/recurrent_attention.ts).
+   */
+  attention: AttentionLayer;
   /** Every parameter of {@linkcode parameterSpecs} by name, with its shape. */
   params: Map<string, Tensor>;
   /** Rows per chunk of the loss head's logits; default: 256 MiB of logits (at most half the binding limit). */
@@ -108,7 +111,7 @@ export class Model {
   /** Model configuration. */
   readonly config: ModelConfig;
   /** Sequence-parallel attention of this rank. */
-  readonly attention: LaspAttention;
+  readonly attention: AttentionLayer;
   /** Rows per chunk of the loss head. */
   readonly chunkRows: number;
   /** Bytes per row chunk of the blocks' widest activations. */
@@ -209,7 +212,8 @@ export class Model {
     return {
       gpu: this.gpu,
       config: this.config,
-      attention: this.attention,
+      // block.ts types it LaspAttention but uses only what AttentionLayer has
+      attention: this.attention as LaspAttention,
       layer: l,
       decay: this.#decay[l],
       params: params as BlockParams,
