@@ -17,13 +17,12 @@ import {
   Model,
   modelLossReference,
   openDevice,
-  resolveModelConfig,
-  resolveTrainConfig,
-  Trainer,
+  type Trainer,
 } from "../mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { tinyModelConfig, uploadParams } from "../lib/testing/tiny_model.ts";
 import { flag } from "./_timing.ts";
+import { createTrainSetup, parseVariant } from "./_train_setup.ts";
 
 const args = Deno.args;
 const gpu = await openDevice({ gpu: flag(args, "gpu", "auto") as "auto" });
@@ -84,16 +83,12 @@ for (const kind of ["tnl", "linear"] as const) {
 // ---- timing -------------------------------------------------------------------------------------
 const rows: string[] = [];
 for (const v of variants) {
-  const [preset, seq, batch, flags] = v.split(":");
-  const model = resolveModelConfig({ seqLen: Number(seq) }, { preset });
-  const B = Number(batch), N = model.seqLen;
-  const train = resolveTrainConfig({ recompute: flags === "r", warmupSteps: 1, totalSteps: 100 });
+  const variant = parseVariant(v);
   let trainer: Trainer | undefined;
   try {
-    trainer = await Trainer.create(gpu, { model, train, comm: Communicator.solo() });
-    const rng = new Rng(1);
-    const ids = () => Uint32Array.from({ length: B * N }, () => rng.int(model.vocabSize));
-    const micro = [{ inputs: ids(), targets: ids(), batch: B }];
+    const setup = await createTrainSetup(gpu, variant);
+    trainer = setup.trainer;
+    const { micro, model, tokens } = setup;
     await trainer.step(micro); // warm-up: pipelines, pool
     trainer.memory();
     const t0 = performance.now();
@@ -113,7 +108,7 @@ for (const v of variants) {
     }
     rows.push(
       `| ${v} | ${(model.layers)}×${model.dim} | ${ms.toFixed(1)} | ${
-        Math.round((B * N) / (ms / 1000))
+        Math.round(tokens / (ms / 1000))
       } | ${(mem.peakBytes / 2 ** 30).toFixed(2)} | ${loss.toFixed(3)}${top} |`,
     );
   } catch (e) {
