@@ -25,7 +25,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { copyTensor, emptyTensor, type Tensor } from "../gpu/tensor.ts";
-import type { LaspAttention } from "../lasp/attention.ts";
+import type { AttentionLayer } from "../lasp/attention.ts";
 import { matmul } from "../ops/matmul.ts";
 import { add, mul } from "../ops/elementwise.ts";
 import { srmsnormBackward, srmsnormForward } from "../ops/srmsnorm/srmsnorm.ts";
@@ -83,7 +83,7 @@ export interface BlockContext {
   /** Model configuration. */
   config: ModelConfig;
   /** Sequence-parallel attention of this rank (plain kernel when T = 1). */
-  attention: LaspAttention;
+  attention: AttentionLayer;
   /** Layer index l (tags LASP messages). */
   layer: number;
   /** λ per head of this layer. */

@@ -13,7 +13,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { emptyTensor, type Tensor, uploadTensor } from "../gpu/tensor.ts";
-import type { AttentionLayer, LaspAttention } from "../lasp/attention.ts";
+import type { AttentionLayer } from "../lasp/attention.ts";
 import { srmsnormBackward, srmsnormForward } from "../ops/srmsnorm/srmsnorm.ts";
 import {
   embeddingBackward,
@@ -212,8 +212,7 @@ export class Model {
     return {
       gpu: this.gpu,
       config: this.config,
-      // block.ts types it LaspAttention but uses only what AttentionLayer has
-      attention: this.attention as LaspAttention,
+      attention: this.attention,
       layer: l,
       decay: this.#decay[l],
       params: params as BlockParams,
