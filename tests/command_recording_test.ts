@@ -163,12 +163,14 @@ Deno.test("a repeated step-like sequence creates no bind groups after the first 
     for (const t of temps) t.release();
     return got[5];
   };
+  gpu.commands.setRecording({ bindGroupCache: true });
   const before = gpu.commands.bindGroupStats;
   const values = [];
   for (let r = 0; r < 3; r++) values.push(await round());
   const warm = gpu.commands.bindGroupStats;
   values.push(await round());
   const after = gpu.commands.bindGroupStats;
+  gpu.commands.setRecording(DEFAULT_RECORDING);
   const expected = [0, 1, 2, 3, 4, 5].reduce((v, b) => 2 * v + b, 5); // y = 2x + i from src[5]
   deepEqual(values, [expected, expected, expected, expected]);
   ok(warm.misses > before.misses, "the first rounds created bind groups");
@@ -177,14 +179,15 @@ Deno.test("a repeated step-like sequence creates no bind groups after the first 
   src.release();
 });
 
-Deno.test("setRecording submits recorded work first; defaults are all on", async () => {
+Deno.test("setRecording submits recorded work first; the default is the arena alone", async () => {
   const gpu = await testGpu();
   deepEqual(gpu.commands.recording, DEFAULT_RECORDING);
+  deepEqual(DEFAULT_RECORDING, { uniformArena: true, bindGroupCache: false, sharedPasses: false });
   const k = await kernels(gpu);
   const x = uploadTensor(gpu, [1], [1]);
   gpu.commands.dispatch(k.step, { bindings: { x, s: { m: 3, c: 1 } }, workgroups: [1] });
   ok(gpu.commands.hasPendingWork);
-  gpu.commands.setRecording({ sharedPasses: false });
+  gpu.commands.setRecording({ sharedPasses: true });
   equal(gpu.commands.hasPendingWork, false, "switching submitted the pending dispatch");
   gpu.commands.dispatch(k.step, { bindings: { x, s: { m: 3, c: 1 } }, workgroups: [1] });
   gpu.commands.setRecording(DEFAULT_RECORDING);

@@ -17,8 +17,11 @@ import { UniformArena } from "./uniform_arena.ts";
 import { BindGroupCache } from "./bind_group_cache.ts";
 
 /**
- * How dispatches are recorded. All on by default; each may be turned off (benchmarks compare,
- * bench/host_overhead.ts). None changes what the GPU computes.
+ * How dispatches are recorded; none changes what the GPU computes (bench/host_overhead.ts
+ * compares them). Default: the uniform arena only. On an H100 (2026-11-26, bench/RESULTS.md)
+ * the bind group cache and shared passes cut the built-in implementation's host time per
+ * dispatch 10× together, but a 125m training step is GPU-bound there (no wall-clock gain), and
+ * with Dawn the same step got 3.5× slower with either on; turn them on for host-bound work.
  */
 export interface RecordingOptions {
   /**
@@ -36,11 +39,11 @@ export interface RecordingOptions {
   sharedPasses: boolean;
 }
 
-/** The default recording: every host-side saving on. */
+/** The default recording (see {@linkcode RecordingOptions}). */
 export const DEFAULT_RECORDING: Readonly<RecordingOptions> = {
   uniformArena: true,
-  bindGroupCache: true,
-  sharedPasses: true,
+  bindGroupCache: false,
+  sharedPasses: false,
 };
 
 /** A dispatch: what to bind by WGSL name, and how many workgroups to launch. */
