@@ -1,5 +1,7 @@
 /** Rank functions for tests/process_ranks_test.ts (run in separate processes). */
-import type { Communicator } from "../lib/dist/communicator.ts";
+// A value import of mod.ts, as user rank modules have: mod.ts's graph must not reach the rank
+// process's entry module (a cycle through it once deadlocked every such rank at import).
+import { Communicator } from "../mod.ts";
 
 /** Sums rank-valued data across ranks; returns it with values JSON cannot carry. */
 export async function sumRanks(
@@ -13,6 +15,7 @@ export async function sumRanks(
     sum: Float32Array;
     odd: Float32Array;
     env: string | null;
+    isCommunicator: boolean;
   }
 > {
   const x = Float32Array.from(
@@ -26,6 +29,7 @@ export async function sumRanks(
     sum: await comm.allReduce(x),
     odd: Float32Array.of(NaN, -Infinity, comm.rank + 0.1, -0),
     env: Deno.env.get("PROCESS_RANKS_TEST") ?? null,
+    isCommunicator: comm instanceof Communicator,
   };
 }
 

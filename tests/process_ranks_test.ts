@@ -38,6 +38,7 @@ for (const world of [2, 3]) {
       sum: Float32Array;
       odd: Float32Array;
       env: string;
+      isCommunicator: boolean;
     }>({
       world,
       module: fns,
@@ -45,12 +46,14 @@ for (const world of [2, 3]) {
       args: { n, scale },
       env: { PROCESS_RANKS_TEST: `w${world}`, LASP_GPU: "deno" },
       timeoutMs: 30_000,
+      deadlineMs: 90_000, // a rank stuck importing its module fails instead of hanging
     });
     const tri = (world * (world + 1)) / 2;
     const want = Float32Array.from({ length: n }, (_, i) => tri * scale * (i % 13));
     equal(results.length, world);
     results.forEach((r, rank) => {
       deepEqual([r.rank, r.world, r.sp, r.env], [rank, world, world, `w${world}`]);
+      ok(r.isCommunicator, "the rank module imported mod.ts and got the same Communicator");
       deepEqual(r.sum, want);
       ok(Number.isNaN(r.odd[0]) && r.odd[1] === -Infinity && Object.is(r.odd[3], -0));
       equal(r.odd[2], Math.fround(rank + 0.1));

@@ -6,22 +6,15 @@
  * @module
  */
 import { connectFromEnv } from "./connect.ts";
-import { decodeRankJson, encodeRankJson } from "./rank_json.ts";
-
-/** What the parent passes as the single command-line argument (rank JSON). */
-export interface ProcessRankSpec {
-  module: string;
-  exportName: string;
-  args: unknown;
-  sp?: number;
-  timeoutMs?: number;
-  partBytes?: number;
-}
-
-/** Prefix of the result line. */
-export const RESULT_PREFIX = "RANK_RESULT ";
-/** Prefix of the error line. */
-export const ERROR_PREFIX = "RANK_ERROR ";
+// The protocol lives in rank_json.ts: the parent must not import this module, which is the
+// rank's main module and still evaluating (a cycle through it would deadlock on its await).
+import {
+  decodeRankJson,
+  encodeRankJson,
+  ERROR_PREFIX,
+  type ProcessRankSpec,
+  RESULT_PREFIX,
+} from "./rank_json.ts";
 
 async function run(spec: ProcessRankSpec): Promise<unknown> {
   const { comm } = await connectFromEnv({

@@ -9,7 +9,7 @@
  */
 import { freePort } from "../dist/worker_ranks.ts";
 import { launch } from "./launcher.ts";
-import { ERROR_PREFIX, type ProcessRankSpec, RESULT_PREFIX } from "./process_rank_entry.ts";
+import { ERROR_PREFIX, type ProcessRankSpec, RESULT_PREFIX } from "./rank_json.ts";
 import { decodeRankJson, encodeRankJson } from "./rank_json.ts";
 
 /** Options of {@linkcode spawnProcessRanks}. */

@@ -42,3 +42,18 @@ export function decodeRankJson(text: string): unknown {
     return value;
   });
 }
+
+/** What the parent passes as the single command-line argument (rank JSON). */
+export interface ProcessRankSpec {
+  module: string;
+  exportName: string;
+  args: unknown;
+  sp?: number;
+  timeoutMs?: number;
+  partBytes?: number;
+}
+
+/** Prefix of the result line. */
+export const RESULT_PREFIX = "RANK_RESULT ";
+/** Prefix of the error line. */
+export const ERROR_PREFIX = "RANK_ERROR ";
