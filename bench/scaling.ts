@@ -34,6 +34,12 @@ interface Row {
   tokensPerSecPerGpu?: number;
   laspBytesPerRank?: number;
   peakGiB?: number;
+  /** Slowest rank's ms per step. */
+  stepMs?: number;
+  /** Mean ms per step a rank waited for LASP states. */
+  laspWaitMs?: number;
+  /** Slowest rank's bare all-reduce of all gradients (ms). */
+  allReduceMs?: number;
   error?: string;
 }
 
@@ -64,6 +70,9 @@ async function run(preset: string, mode: string, t: number, seqLen: number): Pro
     row.tokensPerSecPerGpu = Math.round(mean("tokensPerSec"));
     row.laspBytesPerRank = Math.round(mean("laspBytesPerStep"));
     row.peakGiB = Math.max(...results.map((r) => r.peakGiB as number));
+    row.stepMs = Math.max(...results.map((r) => r.stepMs as number));
+    row.laspWaitMs = Math.round(mean("laspWaitMsPerStep"));
+    row.allReduceMs = Math.max(...results.map((r) => r.allReduceMs as number));
   } else {
     row.error = code === -1
       ? `timeout ${timeoutS} s`
@@ -90,14 +99,16 @@ for (const preset of presets) {
   }
 }
 console.log(
-  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | LASP bytes per rank per step | peak GiB per rank | note |",
+  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | ms/step | LASP wait ms/step | bare gradient all-reduce ms | LASP bytes per rank per step | peak GiB per rank | note |",
 );
-console.log("|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
     `| ${r.preset} | ${r.mode} | ${r.gpus} | ${r.seqLen} | ${r.tokensPerSecPerGpu ?? ""} | ${
-      r.laspBytesPerRank ?? ""
-    } | ${r.peakGiB ?? ""} | ${r.ok ? "" : r.error} |`,
+      r.stepMs ?? ""
+    } | ${r.laspWaitMs ?? ""} | ${r.allReduceMs ?? ""} | ${r.laspBytesPerRank ?? ""} | ${
+      r.peakGiB ?? ""
+    } | ${r.ok ? "" : r.error} |`,
   );
 }
 console.log("\n| preset | mode | GPUs | longest sequence trained |\n|---|---|---|---|");
