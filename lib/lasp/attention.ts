@@ -73,6 +73,13 @@ export interface LaspForwardInputs {
   layer: number;
   /** Keep what backward needs (default true; false for evaluation). */
   needsGrad?: boolean;
+  /**
+   * Activation recomputation: `"first"` marks a forward (without gradients) that will be rerun
+   * before its backward, so the incoming state is kept; `"again"` is that rerun, which uses the
+   * kept state and exchanges nothing. Without it, every rerun would wait for its predecessor's
+   * rerun, and the ranks' backward passes would take turns instead of overlapping.
+   */
+  recompute?: "first" | "again";
 }
 
 /** Inputs of {@linkcode LaspAttention.backward}. */
@@ -136,6 +143,8 @@ export class LaspAttention implements AttentionLayer {
   /** Ring: local state first, pass on, then outputs. */
   readonly overlap: boolean;
   #saved = new Map<number, Saved>();
+  /** Incoming states of forwards marked `recompute: "first"`, by layer (undefined: none). */
+  #kept = new Map<number, { step: number; state: Float32Array | undefined }>();
   #forwards = new Map<number, number>();
   #counters = zero();
 
@@ -161,8 +170,16 @@ export class LaspAttention implements AttentionLayer {
         } tokens but shape.length is ${shape.length} (pass the local shape, N/T)`,
       );
     }
-    const step = this.#forwards.get(layer) ?? 0;
-    this.#forwards.set(layer, step + 1);
+    const again = inputs.recompute === "again";
+    const kept = this.#kept.get(layer);
+    if (again && !kept) {
+      throw new Error(
+        `LASP forward of layer ${layer}: recompute "again" without a kept "first" forward`,
+      );
+    }
+    this.#kept.delete(layer);
+    const step = again ? kept!.step : this.#forwards.get(layer) ?? 0;
+    if (!again) this.#forwards.set(layer, step + 1);
     const lambdas = decayPerHead(decay, shape.heads);
     const dims = { batch: shape.batch, heads: shape.heads, perHead: shape.dk * shape.dv };
     const stateShape = [shape.batch, shape.heads, shape.dk, shape.dv];
@@ -172,12 +189,14 @@ export class LaspAttention implements AttentionLayer {
     const ring = this.mode === "ring";
     const tag: Tag = { step, layer, dir: ring ? DIR_FORWARD : DIR_GATHER_FORWARD };
 
-    let previous: Float32Array | undefined; // S_(t−1)
+    let previous: Float32Array | undefined = kept?.state; // S_(t−1)
     let sendFinal = false;
-    if (T > 1 && ring && !this.overlap) {
+    if (again || T === 1) {
+      // the state is the kept one (or none): nothing to exchange
+    } else if (ring && !this.overlap) {
       if (t > 0) previous = await this.#recv(ranks[t - 1], tag);
       sendFinal = t < T - 1;
-    } else if (T > 1 && (!ring || t < T - 1)) {
+    } else if (!ring || t < T - 1) {
       const local = await this.#download(gpu, await laLocalState(gpu, { k, v, decay, tuning }));
       if (ring) {
         if (t > 0) previous = await this.#recv(ranks[t - 1], tag);
@@ -187,9 +206,10 @@ export class LaspAttention implements AttentionLayer {
         const gathered = await this.#allGather(local, tag);
         previous = prefixState(gathered, t, lambdas, n, dims);
       }
-    } else if (T > 1) {
+    } else {
       previous = await this.#recv(ranks[t - 1], tag); // last rank of the ring: nothing to send
     }
+    if (inputs.recompute === "first") this.#kept.set(layer, { step, state: previous });
 
     const initialState = previous ? uploadTensor(gpu, previous, stateShape) : undefined;
     const { o, finalState } = await laForward(gpu, { q, k, v, decay, initialState, tuning });
@@ -262,9 +282,10 @@ export class LaspAttention implements AttentionLayer {
     return c;
   }
 
-  /** Drops every state kept for backward (e.g. after an aborted step). */
+  /** Drops every state kept for backward or recomputation (e.g. after an aborted step). */
   clear(): void {
     for (const layer of [...this.#saved.keys()]) this.#forget(layer);
+    this.#kept.clear();
   }
 
   #forget(layer: number): void {

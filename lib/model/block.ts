@@ -175,7 +175,7 @@ function releaseAll(...tensors: Tensor[]): void {
 export async function blockForward(
   ctx: BlockContext,
   x: Tensor, // [B, n, D]
-  options: { needsGrad: boolean },
+  options: { needsGrad: boolean; recompute?: "first" | "again" },
 ): Promise<{ out: Tensor; saved?: BlockSaved }> {
   const { gpu, config: c, params: P } = ctx;
   const [batch, length, D] = x.shape;
@@ -208,6 +208,7 @@ export async function blockForward(
     shape: { batch, heads: c.heads, length, dk: c.headDim, dv: c.headDim },
     layer: ctx.layer,
     needsGrad: options.needsGrad,
+    recompute: options.recompute, // the rerun reuses the first forward's LASP state
   }); // [B, H, n, hd]
   const o = await headsToTokens(gpu, oHeads, dims); // [B, n, D]
   oHeads.release();

@@ -262,6 +262,7 @@ export class Model {
       await this.hooks.beforeBlock?.(l);
       const r = await blockForward(await this.#block(l, false), x, {
         needsGrad: needsGrad && !recompute,
+        recompute: recompute ? "first" : undefined,
       });
       this.hooks.afterBlock?.(l);
       saved.push(r.saved);
@@ -335,7 +336,7 @@ export class Model {
       const x = s.xs[l];
       let saved = s.saved[l];
       if (!saved) {
-        const again = await blockForward(ctx, x, { needsGrad: true });
+        const again = await blockForward(ctx, x, { needsGrad: true, recompute: "again" });
         again.out.release();
         saved = again.saved!;
       }
