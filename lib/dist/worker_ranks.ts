@@ -45,6 +45,18 @@ export function freePort(): number {
 
 const ABORTED = "aborted because rank";
 
+/** Checks a spawn's world size and returns its rank module as an absolute URL string. */
+export function rankModuleHref(world: number, module: string | URL): string {
+  if (!Number.isInteger(world) || world < 1) {
+    throw new Error(`Invalid world size ${world}: must be a positive integer`);
+  }
+  try {
+    return new URL(module).href;
+  } catch {
+    throw new Error(`Invalid rank module "${module}": must be an absolute URL`);
+  }
+}
+
 /**
  * Runs the rank function of `module` on `world` Worker ranks and returns their results in
  * rank order. When a rank fails, the others are aborted (their pending receives fail at once)
@@ -54,15 +66,7 @@ export async function spawnWorkerRanks<R = unknown, A = unknown>(
   options: SpawnWorkerRanksOptions<A>,
 ): Promise<R[]> {
   const { world } = options;
-  if (!Number.isInteger(world) || world < 1) {
-    throw new Error(`Invalid world size ${world}: must be a positive integer`);
-  }
-  let module: string;
-  try {
-    module = new URL(options.module).href;
-  } catch {
-    throw new Error(`Invalid rank module "${options.module}": must be an absolute URL`);
-  }
+  const module = rankModuleHref(world, options.module);
   const kind = options.transport ?? "worker";
   if (kind !== "worker" && kind !== "websocket") {
     throw new Error(`Unknown transport "${kind}": must be "worker" or "websocket"`);

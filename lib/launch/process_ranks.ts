@@ -7,7 +7,7 @@
  * Arguments and results travel as JSON with typed arrays kept bit-exact (rank_json.ts).
  * @module
  */
-import { freePort } from "../dist/worker_ranks.ts";
+import { freePort, rankModuleHref } from "../dist/worker_ranks.ts";
 import { launch } from "./launcher.ts";
 import { ERROR_PREFIX, type ProcessRankSpec, RESULT_PREFIX } from "./rank_json.ts";
 import { decodeRankJson, encodeRankJson } from "./rank_json.ts";
@@ -62,15 +62,7 @@ export async function spawnProcessRanks<R = unknown, A = unknown>(
   options: SpawnProcessRanksOptions<A>,
 ): Promise<R[]> {
   const { world } = options;
-  if (!Number.isInteger(world) || world < 1) {
-    throw new Error(`Invalid world size ${world}: must be a positive integer`);
-  }
-  let module: string;
-  try {
-    module = new URL(options.module).href;
-  } catch {
-    throw new Error(`Invalid rank module "${options.module}": must be an absolute URL`);
-  }
+  const module = rankModuleHref(world, options.module);
   const spec: ProcessRankSpec = {
     module,
     exportName: options.exportName ?? "rank",
