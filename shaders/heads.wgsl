@@ -37,16 +37,30 @@ fn head_index(r: u32, j: u32) -> u32 {
   return ((b * p.heads + h) * p.len + t) * p.hd + e;
 }
 
+// Element i of the fused chunk: token row (global), part (0 q, 1 k, 2 v, 3 u), column of D.
+struct FusedCoord {
+  row: u32,
+  part: u32,
+  col: u32,
+}
+
+fn fused_coord(i: u32) -> FusedCoord {
+  let d = p.heads * p.hd;
+  let local = i / (4u * d);
+  let c = i - local * 4u * d;
+  let part = c / d;
+  return FusedCoord(p.row0 + local, part, c - part * d);
+}
+
 @compute @workgroup_size(256)
 fn split_qkvu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
   let i = flat_index(gid, groups);
   let d = p.heads * p.hd;
   if (i >= p.rows * 4u * d) { return; }
-  let local = i / (4u * d);
-  let c = i - local * 4u * d;
-  let r = p.row0 + local;
-  let part = c / d;
-  let j = c - part * d;
+  let f = fused_coord(i);
+  let r = f.row;
+  let part = f.part;
+  let j = f.col;
   let x = fused[i];
   if (part == 0u) {
     q[head_index(r, j)] = x;
@@ -64,11 +78,10 @@ fn merge_qkvu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
   let i = flat_index(gid, groups);
   let d = p.heads * p.hd;
   if (i >= p.rows * 4u * d) { return; }
-  let local = i / (4u * d);
-  let c = i - local * 4u * d;
-  let r = p.row0 + local;
-  let part = c / d;
-  let j = c - part * d;
+  let f = fused_coord(i);
+  let r = f.row;
+  let part = f.part;
+  let j = f.col;
   var x: f32;
   if (part == 0u) {
     x = q[head_index(r, j)];
