@@ -52,12 +52,20 @@ function isHost(x: LaArray): x is Float32Array {
   return x instanceof Float32Array;
 }
 
+/** Which of {@linkcode laShapes} each array argument has, and whether it is stored as the io type. */
+const ARG_LAYOUT = {
+  q: ["qk", true],
+  k: ["qk", true],
+  v: ["v", true],
+  dO: ["v", true],
+  initialState: ["state", false],
+  dFinalState: ["state", false],
+} as const;
+type ArgName = keyof typeof ARG_LAYOUT;
+type Args = Partial<Record<ArgName, LaArray>>;
+
 /** Checks that arguments are all tensors or all host arrays, and host arrays against the shape. */
-function hostMode(
-  args: Record<string, LaArray | undefined>,
-  shape: LaShape | undefined,
-  expected: Record<string, number[] | undefined>,
-): boolean {
+function hostMode(args: Args, shape: LaShape | undefined): boolean {
   const given = Object.entries(args).filter((e): e is [string, LaArray] => e[1] !== undefined);
   const host = isHost(given[0][1]);
   for (const [name, a] of given) {
@@ -73,7 +81,10 @@ function hostMode(
     if (!shape) {
       throw new Error("linear attention: host arrays need shape { batch, heads, length, dk, dv }");
     }
-    for (const [name, a] of given) checkHost(name, a as Float32Array, expected[name]!);
+    const shapes = laShapes(shape);
+    for (const [name, a] of given) {
+      checkHost(name, a as Float32Array, shapes[ARG_LAYOUT[name as ArgName][0]]);
+    }
   }
   return host;
 }
@@ -96,6 +107,17 @@ function checkShapeOption(shape: LaShape | undefined, q: Tensor, v: Tensor): voi
 
 /** Host arrays to upload: name → [array or absent, shape, dtype]. */
 type Uploads = Record<string, [LaArray | undefined, number[], IoType]>;
+
+/** The uploads of `args` for `shape`, q/k/v/dO stored as `io`, states as f32. */
+function uploadsOf(args: Args, shape: LaShape, io: IoType): Uploads {
+  const shapes = laShapes(shape);
+  const uploads: Uploads = {};
+  for (const [name, a] of Object.entries(args)) {
+    const [kind, isIo] = ARG_LAYOUT[name as ArgName];
+    uploads[name] = [a, shapes[kind], isIo ? io : "f32"];
+  }
+  return uploads;
+}
 
 /**
  * Uploads host arrays, records `op` on the tensors, and reads every output back in one
@@ -136,29 +158,17 @@ export async function linearAttention<A extends LaArray>(
 ): Promise<{ o: A; finalState: A }> {
   const { q, k, v, initialState, shape, decay, tuning } = inputs;
   if (shape) validateShape(shape);
-  const s = shape ? laShapes(shape) : undefined;
-  const host = hostMode({ q, k, v, initialState }, shape, {
-    q: s?.qk,
-    k: s?.qk,
-    v: s?.v,
-    initialState: s?.state,
-  });
+  const args = { q, k, v, initialState };
+  const host = hostMode(args, shape);
   type Out = { o: A; finalState: A };
   if (!host) {
     checkShapeOption(shape, q as Tensor, v as Tensor);
     const t = inputs as LinearAttentionInputs<Tensor>;
     return await laForward(gpu, { ...t, decay, tuning }) as Out;
   }
-  const io = inputs.dtype ?? "f32";
-  const uploads: Uploads = {
-    q: [q, s!.qk, io],
-    k: [k, s!.qk, io],
-    v: [v, s!.v, io],
-    initialState: [initialState, s!.state, "f32"],
-  };
   return await viaHost(
     gpu,
-    uploads,
+    uploadsOf(args, shape!, inputs.dtype ?? "f32"),
     (t) =>
       laForward(gpu, { q: t.q!, k: t.k!, v: t.v!, initialState: t.initialState, decay, tuning }),
   ) as Out;
@@ -174,31 +184,15 @@ export async function linearAttentionBackward<A extends LaArray>(
 ): Promise<{ dq: A; dk: A; dv: A; dInitialState: A }> {
   const { q, k, v, initialState, dO, dFinalState, shape, decay, tuning } = inputs;
   if (shape) validateShape(shape);
-  const s = shape ? laShapes(shape) : undefined;
-  const host = hostMode({ q, k, v, dO, initialState, dFinalState }, shape, {
-    q: s?.qk,
-    k: s?.qk,
-    v: s?.v,
-    dO: s?.v,
-    initialState: s?.state,
-    dFinalState: s?.state,
-  });
+  const args = { q, k, v, dO, initialState, dFinalState };
+  const host = hostMode(args, shape);
   type Out = { dq: A; dk: A; dv: A; dInitialState: A };
   if (!host) {
     checkShapeOption(shape, q as Tensor, v as Tensor);
     const t = inputs as LinearAttentionBackwardInputs<Tensor>;
     return await laBackward(gpu, { ...t, decay, tuning }) as Out;
   }
-  const io = inputs.dtype ?? "f32";
-  const uploads: Uploads = {
-    q: [q, s!.qk, io],
-    k: [k, s!.qk, io],
-    v: [v, s!.v, io],
-    dO: [dO, s!.v, io],
-    initialState: [initialState, s!.state, "f32"],
-    dFinalState: [dFinalState, s!.state, "f32"],
-  };
-  return await viaHost(gpu, uploads, (t) =>
+  return await viaHost(gpu, uploadsOf(args, shape!, inputs.dtype ?? "f32"), (t) =>
     laBackward(gpu, {
       q: t.q!,
       k: t.k!,
