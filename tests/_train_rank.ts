@@ -13,6 +13,17 @@ import type { MicroBatch, StepStats } from "../lib/train/types.ts";
 import { Rng } from "../lib/util/rng.ts";
 
 /** Arguments of {@linkcode trainRank}. */
+/** The model the training tests train for a few steps: byte vocabulary, 2 layers, 32 wide. */
+export const TRAIN_TEST_MODEL = {
+  tokenizer: "bytes",
+  vocabSize: 256,
+  dim: 32,
+  heads: 2,
+  layers: 2,
+  gluDim: 64,
+  seqLen: 64,
+} as const;
+
 export interface TrainRankArgs {
   model: Record<string, unknown>;
   train: Record<string, unknown>;

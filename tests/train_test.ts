@@ -19,18 +19,10 @@ import { learningRate } from "../lib/train/schedule.ts";
 import { resolveTrainConfig } from "../lib/train/validate.ts";
 import type { NamedArrays } from "../lib/train/types.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
-import { globalBatch, trainRank, type TrainRankArgs } from "./_train_rank.ts";
+import { globalBatch, TRAIN_TEST_MODEL, trainRank, type TrainRankArgs } from "./_train_rank.ts";
 import { testGpu } from "./_gpu.ts";
 
-const MODEL = {
-  tokenizer: "bytes",
-  vocabSize: 256,
-  dim: 32,
-  heads: 2,
-  layers: 2,
-  gluDim: 64,
-  seqLen: 64,
-};
+const MODEL = TRAIN_TEST_MODEL;
 const TRAIN = { lr: 1e-2, minLr: 1e-3, warmupSteps: 3, totalSteps: 20, seed: 7 };
 
 Deno.test("learning rate: linear warmup, cosine to minLr, then flat", () => {

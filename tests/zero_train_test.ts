@@ -11,20 +11,12 @@ import { Communicator } from "../lib/dist/communicator.ts";
 import { freePort, spawnWorkerRanks } from "../lib/dist/worker_ranks.ts";
 import { launch } from "../lib/launch/launcher.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
-import { trainRank } from "./_train_rank.ts";
+import { TRAIN_TEST_MODEL, trainRank } from "./_train_rank.ts";
 import type { ZeroTrainArgs, ZeroTrainResult } from "./_zero_train_rank.ts";
 import { runWithLauncherVars } from "./_launch_env.ts";
 
 const ARGS: ZeroTrainArgs = {
-  model: {
-    tokenizer: "bytes",
-    vocabSize: 256,
-    dim: 32,
-    heads: 2,
-    layers: 2,
-    gluDim: 64,
-    seqLen: 64,
-  },
+  model: TRAIN_TEST_MODEL,
   train: { lr: 1e-2, minLr: 1e-3, warmupSteps: 2, totalSteps: 6, seed: 7 },
   batch: 4,
   steps: 6,
