@@ -194,6 +194,7 @@ export { WorkerTransport } from "./lib/dist/worker_transport.ts";
 export {
   freePort,
   type RankFunction,
+  type RankSpawnOptions,
   spawnWorkerRanks,
   type SpawnWorkerRanksOptions,
 } from "./lib/dist/worker_ranks.ts";

@@ -15,20 +15,24 @@ export type RankFunction<A = unknown, R = unknown> = (
   args: A,
 ) => R | Promise<R>;
 
-/** Options of {@linkcode spawnWorkerRanks}. */
-export interface SpawnWorkerRanksOptions<A> {
+/** What every way of spawning local ranks takes (Workers here, processes in lib/launch). */
+export interface RankSpawnOptions<A> {
   /** Number of ranks W. */
   world: number;
-  /** Absolute URL of the module exporting the rank function. */
+  /** Absolute URL of the module exporting the rank function `(comm, args) => result`. */
   module: string | URL;
   /** Name of the export. Default "rank". */
   exportName?: string;
-  /** Passed to every rank (structured clone). */
+  /** Passed to every rank (Workers: structured clone; processes: JSON, typed arrays exact). */
   args?: A;
   /** Sequence-parallel group size. Default: `world`. */
   sp?: number;
-  /** Receive timeout of the communicators, ms. Default 60 000. */
+  /** Connection and receive timeout of the communicators, ms. Default 60 000. */
   timeoutMs?: number;
+}
+
+/** Options of {@linkcode spawnWorkerRanks}. */
+export interface SpawnWorkerRanksOptions<A> extends RankSpawnOptions<A> {
   /** How ranks talk. Default "worker". */
   transport?: "worker" | "websocket";
   /** WebSocket settings (rank, world, master, token and run id are filled in). */

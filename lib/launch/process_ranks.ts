@@ -7,25 +7,13 @@
  * Arguments and results travel as JSON with typed arrays kept bit-exact (rank_json.ts).
  * @module
  */
-import { freePort, rankModuleHref } from "../dist/worker_ranks.ts";
+import { freePort, rankModuleHref, type RankSpawnOptions } from "../dist/worker_ranks.ts";
 import { launch } from "./launcher.ts";
 import { ERROR_PREFIX, type ProcessRankSpec, RESULT_PREFIX } from "./rank_json.ts";
 import { decodeRankJson, encodeRankJson } from "./rank_json.ts";
 
 /** Options of {@linkcode spawnProcessRanks}. */
-export interface SpawnProcessRanksOptions<A> {
-  /** Number of ranks W. */
-  world: number;
-  /** Absolute URL of the module exporting the rank function `(comm, args) => result`. */
-  module: string | URL;
-  /** Name of the export. Default "rank". */
-  exportName?: string;
-  /** Passed to every rank (JSON; typed arrays kept exact). */
-  args?: A;
-  /** Sequence-parallel group size. Default: `world`. */
-  sp?: number;
-  /** Connection and receive timeout of the communicators, ms. Default 60 000. */
-  timeoutMs?: number;
+export interface SpawnProcessRanksOptions<A> extends RankSpawnOptions<A> {
   /** Wall-clock limit of the whole run, ms: ranks still running then are killed. Default: none. */
   deadlineMs?: number;
   /** Extra environment of every rank (e.g. `LASP_GPU`). */
