@@ -97,12 +97,15 @@ export async function spawnProcessRanks<R = unknown, A = unknown>(
       },
       onExit: (rank, code) => {
         if (results.has(rank) && code === 0) return;
+        // 143: SIGTERM, which launch sends to the others once a rank failed
+        const stopped = code === 143 && failures.size > 0 && !deadline.signal.aborted;
         const how = deadline.signal.aborted
           ? `killed after the deadline of ${options.deadlineMs} ms`
+          : stopped
+          ? `stopped after rank ${[...failures.keys()][0]} failed`
           : `exited with code ${code} without a result`;
         const tail = tails[rank].filter((l) => l.trim()).join(" / ");
-        // 143: SIGTERM, which launch sends to the others once a rank failed
-        fail(rank, tail ? `${how}: ${tail}` : how, code === 143 && failures.size > 0);
+        fail(rank, tail ? `${how}: ${tail}` : how, stopped);
       },
     });
   } finally {
