@@ -14,6 +14,7 @@ import {
 } from "../lib/dist/ws/frame.ts";
 import { clientHandshake, serverHandshake } from "../lib/dist/ws/handshake.ts";
 import { connectWithRetry, SocketReader } from "../lib/dist/ws/socket_reader.ts";
+import { acceptWebSocket } from "../lib/dist/ws/tcp_websocket.ts";
 import { freePort } from "../lib/dist/worker_ranks.ts";
 import { spawnProcessRanks } from "./_process_ranks.ts";
 import { checkCollectives } from "./_dist_expected.ts";
@@ -142,18 +143,16 @@ Deno.test("an authenticated peer's frame with another run's id is rejected", asy
   // a hand-made "rank 1": registers with rank 0, accepts rank 0's dial, sends frames on it
   const identity = { runId: "run-a", world: 2, token: "secret" };
   const accepted = Promise.withResolvers<SocketReader>();
-  const fake = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    const reader = new SocketReader(socket);
-    socket.onopen = () =>
-      serverHandshake(reader, { ...identity, rank: 1 }, 5000, () => undefined)
-        .then(() => accepted.resolve(reader), accepted.reject);
-    return response;
-  });
+  const fake = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  fake.accept().then(async (conn) => {
+    const reader = new SocketReader(await acceptWebSocket(conn));
+    await serverHandshake(reader, { ...identity, rank: 1 }, 5000, () => undefined);
+    return reader;
+  }).then(accepted.resolve, accepted.reject);
   const master = `127.0.0.1:${freePort()}`;
   const real = connectWebSocketTransport({ ...identity, rank: 0, master, connectTimeoutMs: 5000 });
   const registration = await connectWithRetry(`ws://${master}/lasp`, performance.now() + 5000);
-  const address = `127.0.0.1:${fake.addr.port}`;
+  const address = `127.0.0.1:${(fake.addr as Deno.NetAddr).port}`;
   await clientHandshake(registration, identity, { rank: 1, purpose: "register", address }, 0, 5000);
   equal(JSON.parse(await registration.next(5000, "peer table") as string).t, "peers");
   const link = await accepted.promise;
@@ -169,7 +168,8 @@ Deno.test("an authenticated peer's frame with another run's id is rejected", asy
   );
   await t0.close();
   registration.socket.close();
-  await fake.shutdown();
+  link.socket.close();
+  fake.close();
 });
 
 Deno.test("collectives across 3 separate deno processes are exact", async () => {

@@ -60,20 +60,23 @@ export function partCount(bytes: number, partBytes: number): number {
   return Math.max(1, Math.ceil(bytes / partBytes));
 }
 
-/** Builds frame `part` of `payload` (a copy: header and data must be one message). */
-export function encodeFrame(
+/**
+ * The header of frame `part` of `payload`, and the part's bytes (a view): sent together, in
+ * this order, as one WebSocket message.
+ */
+export function encodeFrameParts(
   header: Omit<FrameHeader, "part" | "parts" | "totalBytes">,
   payload: Uint8Array,
   part: number,
   partBytes: number,
-): ArrayBuffer {
+): [Uint8Array, Uint8Array] {
   const parts = partCount(payload.byteLength, partBytes);
   const start = part * partBytes, end = Math.min(payload.byteLength, start + partBytes);
   if (header.shape.length > MAX_DIMS) {
     throw new Error(`Cannot frame a payload of ${header.shape.length} dimensions: at most 4`);
   }
-  const frame = new ArrayBuffer(HEADER_BYTES + end - start);
-  const view = new DataView(frame);
+  const head = new Uint8Array(HEADER_BYTES);
+  const view = new DataView(head.buffer);
   view.setUint32(0, FRAME_MAGIC, true);
   view.setUint16(4, FRAME_VERSION, true);
   view.setUint8(6, DTYPE_F32);
@@ -88,8 +91,21 @@ export function encodeFrame(
   view.setUint32(36, parts, true);
   view.setBigUint64(40, BigInt(payload.byteLength), true);
   header.shape.forEach((d, i) => view.setUint32(48 + 4 * i, d, true));
-  new Uint8Array(frame, HEADER_BYTES).set(payload.subarray(start, end));
-  return frame;
+  return [head, payload.subarray(start, end)];
+}
+
+/** Frame `part` of `payload` as one buffer (a copy; the transport sends the parts instead). */
+export function encodeFrame(
+  header: Omit<FrameHeader, "part" | "parts" | "totalBytes">,
+  payload: Uint8Array,
+  part: number,
+  partBytes: number,
+): ArrayBuffer {
+  const [head, body] = encodeFrameParts(header, payload, part, partBytes);
+  const frame = new Uint8Array(HEADER_BYTES + body.byteLength);
+  frame.set(head);
+  frame.set(body, HEADER_BYTES);
+  return frame.buffer;
 }
 
 /** Reads and validates a frame's header; throws a one-line reason for a frame to reject. */

@@ -21,9 +21,10 @@
  */
 /// <reference lib="deno.worker" />
 import type { Tag } from "../transport.ts";
-import { decodeHeader, encodeFrame, partCount, Reassembly, runIdHash } from "./frame.ts";
+import { decodeHeader, encodeFrameParts, partCount, Reassembly, runIdHash } from "./frame.ts";
 import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } from "./handshake.ts";
 import { connectWithRetry, type SocketMessage, SocketReader } from "./socket_reader.ts";
+import { acceptWebSocket } from "./tcp_websocket.ts";
 import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
 /** Close code for a link that broke the frame protocol (application range 4000–4999). */
@@ -64,7 +65,7 @@ class IoNode {
   readonly addresses: string[];
   readonly rejections: string[] = [];
   registrations = new Map<number, { reader: SocketReader; address: string }>();
-  server: Deno.HttpServer | undefined;
+  listener: Deno.TcpListener | undefined;
   closing = false;
   #changed: (() => void) | undefined;
 
@@ -83,14 +84,12 @@ class IoNode {
   async start(): Promise<void> {
     const { rank, master, host } = this.config;
     const [masterHost, masterPort] = splitAddress(master);
-    const listening = Promise.withResolvers<Deno.NetAddr>();
-    this.server = Deno.serve({
+    this.listener = Deno.listen({
       hostname: rank === 0 ? masterHost : host,
       port: rank === 0 ? masterPort : this.config.port,
-      onListen: (addr) => listening.resolve(addr as Deno.NetAddr),
-      onError: () => new Response("internal error", { status: 500 }),
-    }, (req) => this.#accept(req));
-    const addr = await listening.promise;
+    });
+    const addr = this.listener.addr;
+    this.#acceptAll(this.listener);
     const myAddress = `${rank === 0 ? masterHost : host}:${addr.port}`;
     this.addresses[rank] = `ws://${myAddress}`;
     if (rank === 0) await this.#rendezvousAsMaster();
@@ -161,24 +160,23 @@ class IoNode {
     return reader;
   }
 
-  #accept(req: Request): Response {
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("LASP rank: WebSocket only", { status: 426 });
+  async #acceptAll(listener: Deno.TcpListener): Promise<void> {
+    try {
+      for await (const conn of listener) this.#accept(conn);
+    } catch { /* the listener was closed */ }
+  }
+
+  async #accept(conn: Deno.TcpConn): Promise<void> {
+    try {
+      const reader = new SocketReader(await acceptWebSocket(conn, "LASP rank: WebSocket only"));
+      const hello = await serverHandshake(reader, this.id, this.left, (h) => this.#admit(h));
+      if (hello.purpose === "register") {
+        this.registrations.set(hello.rank, { reader, address: hello.address! });
+        this.#changed?.();
+      } else this.#link(hello.rank, reader, "out");
+    } catch (e) {
+      this.rejections.push((e as Error).message);
     }
-    const { socket, response } = Deno.upgradeWebSocket(req);
-    const reader = new SocketReader(socket);
-    socket.onopen = async () => {
-      try {
-        const hello = await serverHandshake(reader, this.id, this.left, (h) => this.#admit(h));
-        if (hello.purpose === "register") {
-          this.registrations.set(hello.rank, { reader, address: hello.address! });
-          this.#changed?.();
-        } else this.#link(hello.rank, reader, "out");
-      } catch (e) {
-        this.rejections.push((e as Error).message);
-      }
-    };
-    return response;
   }
 
   /** Who may connect: registrations at rank 0, then every other rank once. */
@@ -291,7 +289,7 @@ class IoNode {
         tag: out.tag,
         shape: [out.bytes.byteLength / 4],
       };
-      socket.send(encodeFrame(header, out.bytes, out.next++, this.config.partBytes));
+      socket.send(encodeFrameParts(header, out.bytes, out.next++, this.config.partBytes));
       if (out.next === out.parts) link.queue.shift();
     }
     if (link.queue.length > 0 && !link.pumpScheduled) {
@@ -312,10 +310,12 @@ class IoNode {
       );
     while (busy() && performance.now() < flushDeadline) await new Promise((r) => setTimeout(r, 2));
     this.closing = true;
-    for (const link of [...this.inbound.values(), ...this.outbound.values()]) {
-      if (!link.reader.closed) link.reader.socket.close(1000, "done");
-    }
-    await Promise.race([this.server?.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
+    const links = [...this.inbound.values(), ...this.outbound.values()];
+    for (const link of links) link.reader.socket.close(1000, "done");
+    this.listener?.close();
+    // the close frames must leave before this process may exit
+    const written = Promise.all(links.map((l) => l.reader.socket.drained()));
+    await Promise.race([written, new Promise((r) => setTimeout(r, 1000))]);
     post({ t: "closed" });
   }
 

@@ -3,35 +3,36 @@
  * handler for the data phase. Also opening a client socket with retries until a deadline.
  * @module
  */
+import { connectWebSocket, type TcpWebSocket, type WsMessage } from "./tcp_websocket.ts";
 
 /** A message as it arrives: text (handshake) or binary (frames). */
-export type SocketMessage = string | ArrayBuffer;
+export type SocketMessage = WsMessage;
 
 /** Queues a socket's messages until someone takes them; remembers how it closed. */
 export class SocketReader {
   #queue: SocketMessage[] = [];
   #wake: (() => void) | undefined;
   #handler: ((message: SocketMessage) => void) | undefined;
-  /** Set once the socket closed: code and reason. */
-  closed: { code: number; reason: string } | undefined;
   /** Called once when the socket closes (after `closed` is set). */
   onClose: ((code: number, reason: string) => void) | undefined;
 
-  constructor(readonly socket: WebSocket) {
-    socket.binaryType = "arraybuffer"; // the client default is "blob"
-    socket.addEventListener("message", (e) => {
-      const data = e.data as SocketMessage;
+  constructor(readonly socket: TcpWebSocket) {
+    socket.onmessage = (data) => {
       if (this.#handler) this.#handler(data);
       else {
         this.#queue.push(data);
         this.#wake?.();
       }
-    });
-    socket.addEventListener("close", (e) => {
-      this.closed = { code: e.code, reason: e.reason };
+    };
+    socket.onclose = (code, reason) => {
       this.#wake?.();
-      this.onClose?.(e.code, e.reason);
-    });
+      this.onClose?.(code, reason);
+    };
+  }
+
+  /** Set once the socket closed: code and reason. */
+  get closed(): { code: number; reason: string } | undefined {
+    return this.socket.closed;
   }
 
   /** The next message; rejects when the socket closes first or after `timeoutMs`. */
@@ -66,15 +67,6 @@ export class SocketReader {
   }
 }
 
-/** Waits until a client socket is open; rejects with the reason it failed. */
-function opened(socket: WebSocket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.onopen = () => resolve();
-    socket.onerror = (e) => reject(new Error((e as ErrorEvent).message || "connection failed"));
-    socket.onclose = (e) => reject(new Error(`closed during opening (code ${e.code})`));
-  });
-}
-
 /**
  * Opens a client socket to `url`, retrying every 50 ms until `deadline`
  * (`performance.now()` time): the peer may not be listening yet.
@@ -82,12 +74,8 @@ function opened(socket: WebSocket): Promise<void> {
 export async function connectWithRetry(url: string, deadline: number): Promise<SocketReader> {
   let lastError = "no attempt";
   while (performance.now() < deadline) {
-    const socket = new WebSocket(url);
-    socket.binaryType = "arraybuffer";
     try {
-      await opened(socket);
-      socket.onopen = socket.onerror = socket.onclose = null;
-      return new SocketReader(socket);
+      return new SocketReader(await connectWebSocket(url));
     } catch (e) {
       lastError = (e as Error).message;
       await new Promise((r) => setTimeout(r, 50));
