@@ -65,3 +65,36 @@ export async function ringCollectives(
   out["interleaved/ag"] = await ag;
   return out;
 }
+
+/**
+ * Rank 0 starts a ring all-reduce, then blocks its thread for `blockMs` (as the built-in
+ * WebGPU does while it waits on the GPU). Returns the sum's first value, when this rank had
+ * the sum, and when rank 0's block ended (Date.now(), one clock on one machine).
+ */
+export async function ringWhileBlocked(
+  comm: Communicator,
+  args: { blockMs: number },
+): Promise<{ first: number; exact: boolean; doneAt: number; blockEnd: number; bytes: number }> {
+  const n = 100_003;
+  await comm.barrier();
+  comm.takeCounters();
+  const pending = ringAllReduce(comm, new Float32Array(n).fill(comm.rank + 1), {
+    pieceBytes: 4096,
+  });
+  let blockEnd = 0;
+  if (comm.rank === 0) {
+    const until = Date.now() + args.blockMs;
+    while (Date.now() < until) { /* busy: this thread runs nothing else meanwhile */ }
+    blockEnd = Date.now();
+  }
+  const sum = await pending;
+  const doneAt = Date.now();
+  const want = (comm.world * (comm.world + 1)) / 2;
+  return {
+    first: sum[0],
+    exact: sum.every((v) => v === want),
+    doneAt,
+    blockEnd,
+    bytes: comm.takeCounters().bytesSent,
+  };
+}

@@ -6,14 +6,14 @@
  * rank, and within 1e-6 of float64; different operations may be issued in a different order
  * on different ranks.
  */
-import { equal, rejects } from "node:assert/strict";
+import { equal, ok, rejects } from "node:assert/strict";
 import { rankGroups, shardRange } from "../lib/dist/groups.ts";
 import { spawnWorkerRanks } from "../lib/dist/worker_ranks.ts";
 import { Communicator } from "../lib/dist/communicator.ts";
 import { ringAllGather, ringAllReduce, ringReduceScatter } from "../lib/dist/ring.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
 import { assertExact, SP } from "./_dist_expected.ts";
-import { RING_GROUPS, RING_SIZES, ringInput } from "./_ring_rank.ts";
+import { RING_GROUPS, RING_SIZES, ringInput, type ringWhileBlocked } from "./_ring_rank.ts";
 import { spawnProcessRanks } from "./_process_ranks.ts";
 
 /** The ring's documented sum: chunk c summed from member c+1 around to c, rounding per hop. */
@@ -116,6 +116,31 @@ Deno.test("ring collectives across 3 separate deno processes are exact", async (
     timeoutMs: 60_000,
   });
   check(results, 3, 3);
+});
+
+Deno.test("WebSocket ranks finish a ring all-reduce while rank 0's thread is blocked", async () => {
+  // the ring runs in each rank's I/O Worker: ranks 1 and 2 get the sum before rank 0's
+  // thread, blocked right after starting it, runs again
+  const world = 3, n = 100_003;
+  const results = await spawnProcessRanks<Awaited<ReturnType<typeof ringWhileBlocked>>>({
+    world,
+    module: new URL("./_ring_rank.ts", import.meta.url),
+    exportName: "ringWhileBlocked",
+    args: { blockMs: 4000 },
+    timeoutMs: 60_000,
+  });
+  const blockEnd = results[0].blockEnd;
+  results.forEach((r, rank) => {
+    ok(r.exact, `rank ${rank}: sum ${r.first}, expected 6 everywhere`);
+    // the traffic counted in the communicator: reduce-scatter sends chunks rank−1 and rank−2,
+    // all-gather chunks rank and rank−1
+    const chunk = (c: number) => {
+      const [s, e] = shardRange(n, world, (c + world) % world);
+      return 4 * (e - s);
+    };
+    equal(r.bytes, chunk(rank - 1) + chunk(rank - 2) + chunk(rank) + chunk(rank - 1));
+    if (rank > 0) ok(r.doneAt < blockEnd, `rank ${rank} waited for rank 0's thread`);
+  });
 });
 
 Deno.test("ring collectives: one rank is a copy; bad arguments are named", async () => {

@@ -10,6 +10,7 @@
  * @module
  */
 import { type Group, type RankGroups, rankGroups, shardRange } from "./groups.ts";
+import { type RingJob, runRingJob } from "./ring.ts";
 import {
   checkTag,
   type COLLECTIVE_OPS,
@@ -205,6 +206,26 @@ export class Communicator {
   /** Returns once every member of the group has called it. */
   async barrier(options: CollectiveOptions = {}): Promise<void> {
     await this.allGather(new Float32Array(0), options);
+  }
+
+  /**
+   * Runs a ring collective (lib/dist/ring.ts) in place on `work`: on the transport's I/O
+   * thread when it has one (the ring then keeps moving while this thread is blocked, e.g. by
+   * a GPU wait), else here through {@linkcode send} and {@linkcode recv}. Returns the result.
+   */
+  async runRing(job: RingJob, work: Float32Array): Promise<Float32Array> {
+    if (job.ranks.length > 1 && this.transport.runRing) {
+      const { work: out, traffic } = await this.transport.runRing(job, work);
+      for (const key of Object.keys(traffic) as (keyof CommCounters)[]) {
+        this.#counters[key] += traffic[key];
+      }
+      return out;
+    }
+    await runRingJob(job, work, {
+      send: (dst, tag, data) => this.send(dst, tag, data),
+      recv: (src, tag, timeoutMs) => this.recv(src, tag, { timeoutMs }),
+    });
+    return work;
   }
 
   /** Traffic counters since the last take (or since creation). */

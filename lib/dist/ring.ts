@@ -16,7 +16,7 @@
  * @module
  */
 import type { Communicator } from "./communicator.ts";
-import { type Group, shardRange } from "./groups.ts";
+import { shardRange } from "./groups.ts";
 import { collectiveTag, type GroupKind, type Tag } from "./transport.ts";
 
 /** Options of the ring collectives. */
@@ -41,7 +41,47 @@ export interface RingAllGatherOptions extends RingOptions {
 /** Default message size of the ring collectives: several pieces per chunk keep the ring streaming. */
 export const DEFAULT_PIECE_BYTES = 1 << 20;
 
-type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
+/** The three ring collectives. */
+export type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
+
+/**
+ * One ring collective as this member runs it, in plain data: a transport may run it on its I/O
+ * thread ({@linkcode Transport.runRing}), where it keeps going while this rank's thread is busy
+ * (Deno's built-in WebGPU blocks that thread for as long as it waits on the GPU).
+ */
+export interface RingJob {
+  op: RingOp;
+  /** The group's kind, and its members in ring order. */
+  kind: GroupKind;
+  ranks: number[];
+  /** This member's position in `ranks`, and its rank. */
+  index: number;
+  rank: number;
+  /** Length of the work buffer. */
+  n: number;
+  pieceBytes: number;
+  /** This operation's sequence number in this group (equal on every member). */
+  seq: number;
+  timeoutMs: number;
+}
+
+/** How a ring moves its pieces: through the communicator, or through a transport's sockets. */
+export interface RingLink {
+  /** Sends `data` (the link copies it if it must: the ring writes to the buffer later). */
+  send(dst: number, tag: Tag, data: Float32Array): void;
+  recv(src: number, tag: Tag, timeoutMs: number): Promise<Float32Array>;
+}
+
+/** Whether `tag` belongs to a ring collective (which a transport may run off the rank thread). */
+export function isRingTag(tag: Tag): boolean {
+  return RING_DIRS.has(tag.dir);
+}
+const RING_OPS: RingOp[] = ["ring reduce-scatter", "ring all-gather", "ring all-reduce"];
+const RING_DIRS = new Set(
+  (["world", "sp", "dp"] as GroupKind[]).flatMap((k) =>
+    RING_OPS.map((op) => collectiveTag(op, k, 0).dir)
+  ),
+);
 
 /**
  * Per-communicator sequence numbers of ring collectives, per group kind and operation: the
@@ -51,52 +91,53 @@ type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
  */
 const sequences = new WeakMap<Communicator, Map<string, number>>();
 
+/** The job of ring collective `op` over a buffer of `n` values on `comm`. */
+function ringJob(comm: Communicator, op: RingOp, n: number, options: RingOptions): RingJob {
+  const kind = options.group ?? "world";
+  const group = comm.groups[kind];
+  if (!group) throw new Error(`Unknown group "${kind}": must be "world", "sp" or "dp"`);
+  const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
+  if (!Number.isInteger(pieceBytes) || pieceBytes < 4 || pieceBytes % 4 !== 0) {
+    throw new Error(`Invalid pieceBytes ${pieceBytes}: must be a positive multiple of 4`);
+  }
+  let seqs = sequences.get(comm);
+  if (!seqs) sequences.set(comm, seqs = new Map());
+  const key = `${kind}/${op}`;
+  const seq = seqs.get(key) ?? 0;
+  seqs.set(key, seq + 1);
+  return {
+    op,
+    kind,
+    ranks: [...group.ranks],
+    index: group.index,
+    rank: comm.rank,
+    n,
+    pieceBytes,
+    seq,
+    timeoutMs: options.timeoutMs ?? comm.timeoutMs,
+  };
+}
+
 /** One ring collective as this member sees it: neighbours, chunks, pieces, tags. */
 class Ring {
-  readonly group: Group;
   readonly size: number;
-  readonly index: number;
   readonly left: number;
   readonly right: number;
   /** Chunk c is [starts[c], starts[c+1]). */
   readonly starts: number[];
   /** Pieces per chunk. */
   readonly pieces: number;
-  readonly timeoutMs: number | undefined;
-  readonly #seq: number;
   readonly #dir: number;
 
-  constructor(
-    readonly comm: Communicator,
-    readonly op: RingOp,
-    readonly n: number,
-    options: RingOptions,
-  ) {
-    const kind = options.group ?? "world";
-    const group = comm.groups[kind];
-    if (!group) throw new Error(`Unknown group "${kind}": must be "world", "sp" or "dp"`);
-    const pieceBytes = options.pieceBytes ?? DEFAULT_PIECE_BYTES;
-    if (!Number.isInteger(pieceBytes) || pieceBytes < 4 || pieceBytes % 4 !== 0) {
-      throw new Error(`Invalid pieceBytes ${pieceBytes}: must be a positive multiple of 4`);
-    }
-    this.group = group;
-    this.size = group.ranks.length;
-    this.index = group.index;
-    this.left = group.ranks[(this.index + this.size - 1) % this.size];
-    this.right = group.ranks[(this.index + 1) % this.size];
-    this.starts = Array.from(
-      { length: this.size + 1 },
-      (_, c) => c < this.size ? shardRange(n, this.size, c)[0] : n,
-    );
+  constructor(readonly job: RingJob, readonly link: RingLink) {
+    const { ranks, index, n } = job;
+    this.size = ranks.length;
+    this.left = ranks[(index + this.size - 1) % this.size];
+    this.right = ranks[(index + 1) % this.size];
+    this.starts = ringStarts(n, this.size);
     const largest = Math.ceil(n / this.size);
-    this.pieces = Math.max(1, Math.ceil(largest / (pieceBytes / 4)));
-    this.timeoutMs = options.timeoutMs;
-    let seqs = sequences.get(comm);
-    if (!seqs) sequences.set(comm, seqs = new Map());
-    const key = `${kind}/${op}`;
-    this.#seq = seqs.get(key) ?? 0;
-    seqs.set(key, this.#seq + 1);
-    this.#dir = collectiveTag(op, kind, 0).dir;
+    this.pieces = Math.max(1, Math.ceil(largest / (job.pieceBytes / 4)));
+    this.#dir = collectiveTag(job.op, job.kind, 0).dir;
   }
 
   /** Chunk index `c` taken modulo the ring size. */
@@ -114,18 +155,18 @@ class Ring {
   /** Tag of piece `j` at step `k` of phase `phase` (0: reduce-scatter, 1: all-gather). */
   tag(phase: number, j: number, k: number): Tag {
     const steps = this.size - 1;
-    return { step: this.#seq >>> 0, layer: (j * 2 + phase) * steps + k, dir: this.#dir };
+    return { step: this.job.seq >>> 0, layer: (j * 2 + phase) * steps + k, dir: this.#dir };
   }
 
   async #receive(phase: number, j: number, k: number, c: number): Promise<Float32Array> {
-    const got = await this.comm.recv(this.left, this.tag(phase, j, k), {
-      timeoutMs: this.timeoutMs,
-    });
+    const got = await this.link.recv(this.left, this.tag(phase, j, k), this.job.timeoutMs);
     const [s, e] = this.piece(c, j);
     if (got.length !== e - s) {
       throw new Error(
-        `${this.op} in the ${this.group.kind} group: rank ${this.left} sent ${got.length} values ` +
-          `of chunk ${c}, rank ${this.comm.rank} expected ${e - s} (lengths differ between ranks)`,
+        `${this.job.op} in the ${this.job.kind} group: rank ${this.left} sent ${got.length} ` +
+          `values of chunk ${c}, rank ${this.job.rank} expected ${
+            e - s
+          } (lengths differ between ranks)`,
       );
     }
     return got;
@@ -137,12 +178,12 @@ class Ring {
    * and adds the received chunk index−k−2; the last step brings chunk `index`.
    */
   reduceScatter(work: Float32Array): Promise<void> {
-    const steps = this.size - 1;
+    const steps = this.size - 1, index = this.job.index;
     return this.#eachPiece(async (j) => {
       for (let k = 0; k < steps; k++) {
-        const [ss, se] = this.piece(this.chunk(this.index - k - 1), j);
-        this.comm.send(this.right, this.tag(0, j, k), work.subarray(ss, se));
-        const c = this.chunk(this.index - k - 2);
+        const [ss, se] = this.piece(this.chunk(index - k - 1), j);
+        this.link.send(this.right, this.tag(0, j, k), work.subarray(ss, se));
+        const c = this.chunk(index - k - 2);
         const got = await this.#receive(0, j, k, c);
         const dst = work.subarray(...this.piece(c, j));
         for (let i = 0; i < got.length; i++) dst[i] = got[i] + dst[i];
@@ -152,12 +193,12 @@ class Ring {
 
   /** All-gather phase in place on `work`: own chunk in, every chunk out. */
   allGather(work: Float32Array): Promise<void> {
-    const steps = this.size - 1;
+    const steps = this.size - 1, index = this.job.index;
     return this.#eachPiece(async (j) => {
       for (let k = 0; k < steps; k++) {
-        const [ss, se] = this.piece(this.chunk(this.index - k), j);
-        this.comm.send(this.right, this.tag(1, j, k), work.subarray(ss, se));
-        const c = this.chunk(this.index - k - 1);
+        const [ss, se] = this.piece(this.chunk(index - k), j);
+        this.link.send(this.right, this.tag(1, j, k), work.subarray(ss, se));
+        const c = this.chunk(index - k - 1);
         work.set(await this.#receive(1, j, k, c), this.piece(c, j)[0]);
       }
     });
@@ -169,6 +210,21 @@ class Ring {
   }
 }
 
+/** Chunk starts of a ring of `size` over `n` values: chunk c is [starts[c], starts[c+1]). */
+function ringStarts(n: number, size: number): number[] {
+  return Array.from({ length: size + 1 }, (_, c) => c < size ? shardRange(n, size, c)[0] : n);
+}
+
+/**
+ * Runs `job` in place on `work` ([job.n]) over `link`: reduce-scatter, all-gather, or both
+ * for an all-reduce. Used by the communicator and by transports that run rings themselves.
+ */
+export async function runRingJob(job: RingJob, work: Float32Array, link: RingLink): Promise<void> {
+  const ring = new Ring(job, link);
+  if (job.op !== "ring all-gather") await ring.reduceScatter(work);
+  if (job.op !== "ring reduce-scatter") await ring.allGather(work);
+}
+
 /**
  * Sum over the group of `data` (all members pass equal lengths), identical on every member;
  * 2(G−1) ring steps. `data` is left intact.
@@ -178,11 +234,8 @@ export async function ringAllReduce(
   data: Float32Array,
   options: RingOptions = {},
 ): Promise<Float32Array> {
-  const ring = new Ring(comm, "ring all-reduce", data.length, options);
-  const work = data.slice();
-  await ring.reduceScatter(work);
-  await ring.allGather(work);
-  return work;
+  const job = ringJob(comm, "ring all-reduce", data.length, options);
+  return await comm.runRing(job, data.slice());
 }
 
 /**
@@ -194,10 +247,10 @@ export async function ringReduceScatter(
   data: Float32Array,
   options: RingOptions = {},
 ): Promise<Float32Array> {
-  const ring = new Ring(comm, "ring reduce-scatter", data.length, options);
-  const work = data.slice();
-  await ring.reduceScatter(work);
-  return work.slice(ring.starts[ring.index], ring.starts[ring.index + 1]);
+  const job = ringJob(comm, "ring reduce-scatter", data.length, options);
+  const work = await comm.runRing(job, data.slice());
+  const starts = ringStarts(job.n, job.ranks.length);
+  return work.slice(starts[job.index], starts[job.index + 1]);
 }
 
 /**
@@ -215,16 +268,16 @@ export async function ringAllGather(
   if (!Number.isSafeInteger(total) || total < 0) {
     throw new Error(`ring all-gather: invalid total ${total}: must be an integer ≥ 0`);
   }
-  const ring = new Ring(comm, "ring all-gather", total, options);
-  const [start, end] = [ring.starts[ring.index], ring.starts[ring.index + 1]];
+  const job = ringJob(comm, "ring all-gather", total, options);
+  const starts = ringStarts(total, job.ranks.length);
+  const [start, end] = [starts[job.index], starts[job.index + 1]];
   if (shard.length !== end - start) {
     throw new Error(
       `ring all-gather: rank ${comm.rank} passed ${shard.length} values, but member ` +
-        `${ring.index} of ${ring.size} owns ${end - start} of ${total} (shardRange)`,
+        `${job.index} of ${job.ranks.length} owns ${end - start} of ${total} (shardRange)`,
     );
   }
   const work = new Float32Array(total);
   work.set(shard, start);
-  await ring.allGather(work);
-  return work;
+  return await comm.runRing(job, work);
 }

@@ -4,6 +4,15 @@
  * timeout, so a rank never waits forever on a peer that is gone.
  * @module
  */
+import type { CommCounters } from "./communicator.ts";
+import type { RingJob } from "./ring.ts";
+
+/** The result of a ring collective run by a transport ({@linkcode Transport.runRing}). */
+export interface RingOutcome {
+  work: Float32Array;
+  /** Messages and payload bytes it sent and received, and ms its receives waited. */
+  traffic: CommCounters;
+}
 
 /**
  * A message tag: which step, layer and direction (or collective) a message belongs to.
@@ -95,6 +104,12 @@ export interface Transport {
   recv(src: number, tag: Tag, timeoutMs: number): Promise<Float32Array>;
   /** How a peer is reached, for error messages ("worker 2", "ws://10.0.0.3:29501"). */
   describePeer(rank: number): string;
+  /**
+   * Optional: runs a ring collective on this transport's own I/O thread, in place on `work`
+   * (transferred there and back), with the traffic it caused. A transport that has this runs
+   * every ring collective (its messages never reach `recv`).
+   */
+  runRing?(job: RingJob, work: Float32Array): Promise<RingOutcome>;
   /** Fails every pending and future receive with `error` (e.g. another rank failed). */
   abort(error: Error): void;
   /** Flushes outgoing messages and releases connections. */

@@ -3,6 +3,8 @@
  * (io_worker.ts).
  * @module
  */
+import type { CommCounters } from "../communicator.ts";
+import type { RingJob } from "../ring.ts";
 import type { Tag } from "../transport.ts";
 
 /** Settings of one rank's WebSocket I/O. */
@@ -31,6 +33,8 @@ export interface IoConfig {
 export type IoRequest =
   | { t: "start"; config: IoConfig }
   | { t: "send"; dsts: readonly number[]; tag: Tag; data: Float32Array }
+  /** Run a ring collective on `work` (transferred) in the I/O Worker. */
+  | { t: "ring"; id: number; job: RingJob; work: Float32Array }
   | { t: "close" };
 
 /** I/O Worker → rank thread. */
@@ -46,4 +50,7 @@ export type IoReply =
   }
   /** `peer`: the failure concerns that peer only; `fatal`: setup failed. */
   | { t: "error"; message: string; peer?: number; fatal?: boolean }
-  | { t: "closed" };
+  | { t: "closed" }
+  /** A ring collective finished: the result (transferred) and its traffic. */
+  | { t: "ring-done"; id: number; work: Float32Array; traffic: CommCounters }
+  | { t: "ring-failed"; id: number; message: string };

@@ -20,7 +20,9 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import type { Tag } from "../transport.ts";
+import type { CommCounters } from "../communicator.ts";
+import { isRingTag, type RingJob, runRingJob } from "../ring.ts";
+import { Mailbox, type Tag } from "../transport.ts";
 import { decodeHeader, encodeFrameParts, partCount, Reassembly, runIdHash } from "./frame.ts";
 import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } from "./handshake.ts";
 import { connectWithRetry, type SocketMessage, SocketReader } from "./socket_reader.ts";
@@ -65,6 +67,8 @@ class IoNode {
   readonly addresses: string[];
   readonly rejections: string[] = [];
   registrations = new Map<number, { reader: SocketReader; address: string }>();
+  /** Messages of ring collectives, which run here (`runRing`) and never reach the rank thread. */
+  readonly ringMailbox: Mailbox;
   listener: Deno.TcpListener | undefined;
   closing = false;
   #changed: (() => void) | undefined;
@@ -75,6 +79,7 @@ class IoNode {
     this.deadline = performance.now() + config.connectTimeoutMs;
     this.addresses = Array.from({ length: config.world }, () => UNKNOWN);
     this.addresses[0] = `ws://${config.master}`;
+    this.ringMailbox = new Mailbox(config.rank, (r) => this.addresses[r]);
   }
 
   get left(): number {
@@ -208,13 +213,12 @@ class IoNode {
     (role === "in" ? this.inbound : this.outbound).set(peer, link);
     reader.onClose = (code, reason) => {
       if (this.closing) return;
-      post({
-        t: "error",
+      this.#peerFailed(
         peer,
-        message: `connection to rank ${peer} (${this.addresses[peer]}) closed (code ${code}${
+        `connection to rank ${peer} (${this.addresses[peer]}) closed (code ${code}${
           reason ? `: ${reason}` : ""
         })`,
-      });
+      );
     };
     if (reader.closed) reader.onClose(reader.closed.code, reader.closed.reason);
     reader.handle((message) => this.#receive(link, message));
@@ -238,6 +242,7 @@ class IoNode {
       const done = link.reassembly.add(header, message);
       if (!done) return;
       const { data } = done;
+      if (isRingTag(header.tag)) return this.ringMailbox.deliver(link.peer, header.tag, data);
       post(
         {
           t: "recv",
@@ -253,7 +258,7 @@ class IoNode {
       const reason = `rejected a frame from rank ${link.peer} (${this.addresses[link.peer]}): ${
         (e as Error).message
       }`;
-      post({ t: "error", peer: link.peer, message: reason });
+      this.#peerFailed(link.peer, reason);
       link.reader.socket.close(PROTOCOL_ERROR_CODE, reason.slice(0, 120));
     }
   }
@@ -264,15 +269,48 @@ class IoNode {
     for (const dst of dsts) {
       const link = this.outbound.get(dst);
       if (!link || link.reader.closed) {
-        post({
-          t: "error",
-          peer: dst,
-          message: `cannot send to rank ${dst} (${this.addresses[dst]}): not connected`,
-        });
+        this.#peerFailed(dst, `cannot send to rank ${dst} (${this.addresses[dst]}): not connected`);
         continue;
       }
       link.queue.push({ tag, bytes, next: 0, parts });
       this.#pump(link);
+    }
+  }
+
+  /** Tells the rank thread that the link to `peer` failed, and fails the rings waiting on it. */
+  #peerFailed(peer: number, message: string): void {
+    post({ t: "error", peer, message });
+    this.ringMailbox.fail(new Error(`Rank ${this.config.rank}: ${message}`), peer);
+  }
+
+  /** Runs a ring collective here, in place on `work`, and posts the result back. */
+  async runRing(id: number, job: RingJob, work: Float32Array): Promise<void> {
+    const traffic: CommCounters = {
+      messagesSent: 0,
+      bytesSent: 0,
+      messagesReceived: 0,
+      bytesReceived: 0,
+      waitMs: 0,
+    };
+    try {
+      await runRingJob(job, work, {
+        send: (dst, tag, data) => {
+          traffic.messagesSent++;
+          traffic.bytesSent += data.byteLength;
+          this.send([dst], tag, data.slice()); // the ring writes to `work` again later
+        },
+        recv: async (src, tag, timeoutMs) => {
+          const start = performance.now();
+          const data = await this.ringMailbox.receive(src, tag, timeoutMs);
+          traffic.waitMs += performance.now() - start;
+          traffic.messagesReceived++;
+          traffic.bytesReceived += data.byteLength;
+          return data;
+        },
+      });
+      post({ t: "ring-done", id, work, traffic }, [work.buffer as ArrayBuffer]);
+    } catch (e) {
+      post({ t: "ring-failed", id, message: (e as Error).message });
     }
   }
 
@@ -368,5 +406,6 @@ self.onmessage = (e: MessageEvent<IoRequest>) => {
       });
     });
   } else if (request.t === "send") node!.send(request.dsts, request.tag, request.data);
+  else if (request.t === "ring") node!.runRing(request.id, request.job, request.work);
   else if (request.t === "close") node?.close();
 };

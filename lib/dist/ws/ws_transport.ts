@@ -4,7 +4,8 @@
  * timed out here.
  * @module
  */
-import { Mailbox, type Tag, type Transport } from "../transport.ts";
+import { Mailbox, type RingOutcome, type Tag, type Transport } from "../transport.ts";
+import type { RingJob } from "../ring.ts";
 import { DEFAULT_PART_BYTES, MAX_PART_BYTES } from "./frame.ts";
 import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
@@ -88,6 +89,9 @@ export class WebSocketTransport implements Transport {
   #addresses: string[];
   #closed: PromiseWithResolvers<void> | undefined;
   #sendClosed = false;
+  /** Ring collectives running in the I/O Worker, by id. */
+  #rings = new Map<number, PromiseWithResolvers<RingOutcome>>();
+  #nextRing = 0;
 
   #config: IoConfig;
 
@@ -121,6 +125,10 @@ export class WebSocketTransport implements Transport {
           worker.terminate();
           ready.reject(error);
         } else this.#mailbox.fail(error, reply.fatal ? undefined : reply.peer);
+      } else if (reply.t === "ring-done") {
+        this.#settleRing(reply.id)?.resolve({ work: reply.work, traffic: reply.traffic });
+      } else if (reply.t === "ring-failed") {
+        this.#settleRing(reply.id)?.reject(new Error(reply.message));
       } else if (reply.t === "closed") this.#closed?.resolve();
     };
     worker.onerror = (e) => {
@@ -128,6 +136,7 @@ export class WebSocketTransport implements Transport {
       const error = new Error(`Rank ${this.rank}: WebSocket I/O worker failed: ${e.message}`);
       if (!isReady) ready.reject(error);
       this.#mailbox.fail(error);
+      this.#failRings(error);
       this.#closed?.resolve();
     };
     this.#post({ t: "start", config });
@@ -154,8 +163,35 @@ export class WebSocketTransport implements Transport {
     return this.#addresses[rank] ?? `rank ${rank}`;
   }
 
+  /**
+   * Runs the ring collective in the I/O Worker, which has the sockets: it keeps moving while
+   * this thread is blocked (the built-in WebGPU blocks it for as long as it waits on the GPU),
+   * so gradient reductions overlap GPU work. `work` is transferred there and back.
+   */
+  runRing(job: RingJob, work: Float32Array): Promise<RingOutcome> {
+    if (this.#sendClosed) throw new Error(`Rank ${this.rank}: ring after the transport was closed`);
+    const id = this.#nextRing++;
+    const pending = Promise.withResolvers<RingOutcome>();
+    this.#rings.set(id, pending);
+    const moved = work.buffer instanceof SharedArrayBuffer ? [] : [work.buffer as ArrayBuffer];
+    this.#post({ t: "ring", id, job, work }, moved);
+    return pending.promise;
+  }
+
   abort(error: Error): void {
     this.#mailbox.fail(error);
+    this.#failRings(error);
+  }
+
+  #settleRing(id: number): PromiseWithResolvers<RingOutcome> | undefined {
+    const pending = this.#rings.get(id);
+    this.#rings.delete(id);
+    return pending;
+  }
+
+  #failRings(error: Error): void {
+    for (const pending of this.#rings.values()) pending.reject(error);
+    this.#rings.clear();
   }
 
   /** Sends what is queued, closes the sockets and ends the I/O Worker. */
