@@ -187,6 +187,7 @@ export {
   DIR_GATHER_BACKWARD,
   DIR_GATHER_FORWARD,
   type GroupKind,
+  type RingOutcome,
   type Tag,
   type Transport,
 } from "./lib/dist/transport.ts";
@@ -310,8 +311,12 @@ export {
   ringAllGather,
   type RingAllGatherOptions,
   ringAllReduce,
+  type RingJob,
+  type RingLink,
+  type RingOp,
   type RingOptions,
   ringReduceScatter,
+  runRingJob,
 } from "./lib/dist/ring.ts";
 export { connectFromEnv, type ConnectFromEnvOptions } from "./lib/launch/connect.ts";
 export { spawnProcessRanks, type SpawnProcessRanksOptions } from "./lib/launch/process_ranks.ts";

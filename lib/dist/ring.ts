@@ -50,18 +50,23 @@ export type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduc
  * (Deno's built-in WebGPU blocks that thread for as long as it waits on the GPU).
  */
 export interface RingJob {
+  /** Which collective. */
   op: RingOp;
-  /** The group's kind, and its members in ring order. */
+  /** The group's kind. */
   kind: GroupKind;
+  /** The group's members in ring order. */
   ranks: number[];
-  /** This member's position in `ranks`, and its rank. */
+  /** This member's position in `ranks`. */
   index: number;
+  /** This member's rank. */
   rank: number;
   /** Length of the work buffer. */
   n: number;
+  /** Largest message, bytes. */
   pieceBytes: number;
   /** This operation's sequence number in this group (equal on every member). */
   seq: number;
+  /** Receive timeout, ms. */
   timeoutMs: number;
 }
 
@@ -69,6 +74,7 @@ export interface RingJob {
 export interface RingLink {
   /** Sends `data` (the link copies it if it must: the ring writes to the buffer later). */
   send(dst: number, tag: Tag, data: Float32Array): void;
+  /** The next message from `src` with `tag`; rejects after `timeoutMs`. */
   recv(src: number, tag: Tag, timeoutMs: number): Promise<Float32Array>;
 }
 

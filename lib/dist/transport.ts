@@ -9,6 +9,7 @@ import type { RingJob } from "./ring.ts";
 
 /** The result of a ring collective run by a transport ({@linkcode Transport.runRing}). */
 export interface RingOutcome {
+  /** The work buffer after the collective. */
   work: Float32Array;
   /** Messages and payload bytes it sent and received, and ms its receives waited. */
   traffic: CommCounters;
