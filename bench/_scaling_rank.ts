@@ -1,12 +1,13 @@
 // One rank of bench/scaling.ts, started by lib/launch/launcher.ts (one process and GPU per
 // rank): trains `--steps` optimizer steps of a preset on random tokens with LASP over its SP
 // group and prints one JSON line: step time, tokens/s of this rank, LASP bytes and messages it
-// sent per step, time waiting on peers, peak GPU memory, and the time of one bare all-reduce
-// of the gradient bytes. WebGPU errors fail the rank.
+// sent per step, time waiting on peers, peak GPU memory, and the time of one bare ring
+// all-reduce of the gradient bytes. WebGPU errors fail the rank.
 import { connectFromEnv } from "../lib/launch/connect.ts";
 import { openDevice, resolveModelConfig, resolveTrainConfig, Trainer } from "../mod.ts";
 import { Rng } from "../lib/util/rng.ts";
 import { parameterCount } from "../lib/model/params.ts";
+import { ringAllReduce } from "../lib/dist/ring.ts";
 import { flag } from "./_timing.ts";
 
 const args = Deno.args;
@@ -45,13 +46,17 @@ try {
   for (let s = 0; s < steps; s++) loss = (await trainer.step(micro)).loss;
   const ms = (performance.now() - t0) / steps;
   const lasp = trainer.takeLaspCounters();
-  // what the step's gradient reduction costs alone: one all-reduce of every parameter's
-  // gradient over the world (the trainer's buckets do the same bytes, overlapped)
-  const grads = new Float32Array(parameterCount(model)).fill(1);
-  await comm.barrier();
-  const r0 = performance.now();
-  await comm.allReduce(grads);
-  const allReduceMs = performance.now() - r0;
+  // what the step's gradient reduction costs alone: one ring all-reduce of every parameter's
+  // gradient over the world, the algorithm of the trainer's buckets (which overlap it with
+  // the backward); nothing to reduce with one rank
+  let allReduceMs: number | undefined;
+  if (comm.world > 1) {
+    const grads = new Float32Array(parameterCount(model)).fill(1);
+    await comm.barrier();
+    const r0 = performance.now();
+    await ringAllReduce(comm, grads);
+    allReduceMs = performance.now() - r0;
+  }
   Object.assign(result, {
     ok: errors.length === 0 && Number.isFinite(loss),
     stepMs: Math.round(ms),
@@ -59,7 +64,7 @@ try {
     laspBytesPerStep: Math.round(lasp.bytesSent / steps),
     laspMessagesPerStep: Math.round(lasp.messagesSent / steps),
     laspWaitMsPerStep: Math.round(lasp.waitMs / steps),
-    allReduceMs: Math.round(allReduceMs),
+    allReduceMs: allReduceMs === undefined ? undefined : Math.round(allReduceMs),
     peakGiB: +(trainer.memory().peakBytes / 2 ** 30).toFixed(2),
     loss,
   });

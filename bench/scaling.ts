@@ -38,7 +38,7 @@ interface Row {
   stepMs?: number;
   /** Mean ms per step a rank waited for LASP states. */
   laspWaitMs?: number;
-  /** Slowest rank's bare all-reduce of all gradients (ms). */
+  /** Slowest rank's bare ring all-reduce of all gradients (ms; none with one GPU). */
   allReduceMs?: number;
   error?: string;
 }
@@ -72,7 +72,7 @@ async function run(preset: string, mode: string, t: number, seqLen: number): Pro
     row.peakGiB = Math.max(...results.map((r) => r.peakGiB as number));
     row.stepMs = Math.max(...results.map((r) => r.stepMs as number));
     row.laspWaitMs = Math.round(mean("laspWaitMsPerStep"));
-    row.allReduceMs = Math.max(...results.map((r) => r.allReduceMs as number));
+    if (world > 1) row.allReduceMs = Math.max(...results.map((r) => r.allReduceMs as number));
   } else {
     row.error = code === -1
       ? `timeout ${timeoutS} s`
@@ -99,7 +99,7 @@ for (const preset of presets) {
   }
 }
 console.log(
-  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | ms/step | LASP wait ms/step | bare gradient all-reduce ms | LASP bytes per rank per step | peak GiB per rank | note |",
+  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | ms/step | LASP wait ms/step | bare gradient ring all-reduce ms | LASP bytes per rank per step | peak GiB per rank | note |",
 );
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
