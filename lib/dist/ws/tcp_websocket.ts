@@ -21,6 +21,8 @@ export type WsMessage = string | ArrayBuffer;
 export const MAX_MESSAGE_BYTES = 64 << 20;
 /** Largest HTTP head of the opening handshake, bytes. */
 const MAX_HEAD_BYTES = 16 << 10;
+/** Messages up to this size are copied behind their header and written at once. */
+const SMALL_MESSAGE_BYTES = 64 << 10;
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const OP_CONTINUATION = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10;
 /** Close codes (RFC 6455 §7.4.1). */
@@ -109,7 +111,10 @@ export class TcpWebSocket {
       for (let i = 0; i < length; i++) copy[i] ^= key[i & 3];
       body = [copy];
     }
-    for (const b of [head, ...body]) {
+    // small messages go out as one buffer: one write instead of several
+    if (length <= SMALL_MESSAGE_BYTES) body = [concat([head, ...body], head.byteLength + length)];
+    else body = [head, ...body];
+    for (const b of body) {
       if (b.byteLength === 0) continue;
       this.#queue.push(b);
       this.#queued += b.byteLength;
