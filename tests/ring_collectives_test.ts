@@ -118,30 +118,36 @@ Deno.test("ring collectives across 3 separate deno processes are exact", async (
   check(results, 3, 3);
 });
 
-Deno.test("WebSocket ranks finish a ring all-reduce while rank 0's thread is blocked", async () => {
-  // the ring runs in each rank's I/O Worker: ranks 1 and 2 get the sum before rank 0's
-  // thread, blocked right after starting it, runs again
-  const world = 3, n = 100_003;
-  const results = await spawnProcessRanks<Awaited<ReturnType<typeof ringWhileBlocked>>>({
-    world,
-    module: new URL("./_ring_rank.ts", import.meta.url),
-    exportName: "ringWhileBlocked",
-    args: { blockMs: 4000 },
-    timeoutMs: 60_000,
-  });
-  const blockEnd = results[0].blockEnd;
-  results.forEach((r, rank) => {
-    ok(r.exact, `rank ${rank}: sum ${r.first}, expected 6 everywhere`);
-    // the traffic counted in the communicator: reduce-scatter sends chunks rank−1 and rank−2,
-    // all-gather chunks rank and rank−1
-    const chunk = (c: number) => {
-      const [s, e] = shardRange(n, world, (c + world) % world);
-      return 4 * (e - s);
+// Rings run off the rank threads: ranks 1 and 2 get the sum before rank 0's thread, blocked
+// right after starting it (as a GPU wait blocks it), runs again.
+for (const ranksAs of ["processes", "worker", "websocket"] as const) {
+  Deno.test(`ring all-reduce finishes while rank 0's thread is blocked: ${ranksAs} ranks`, async () => {
+    const world = 3, n = 100_003;
+    const options = {
+      world,
+      module: new URL("./_ring_rank.ts", import.meta.url),
+      exportName: "ringWhileBlocked",
+      args: { blockMs: 4000 },
+      timeoutMs: 60_000,
     };
-    equal(r.bytes, chunk(rank - 1) + chunk(rank - 2) + chunk(rank) + chunk(rank - 1));
-    if (rank > 0) ok(r.doneAt < blockEnd, `rank ${rank} waited for rank 0's thread`);
+    type Result = Awaited<ReturnType<typeof ringWhileBlocked>>;
+    const results = ranksAs === "processes"
+      ? await spawnProcessRanks<Result>(options)
+      : await spawnWorkerRanks<Result>({ ...options, transport: ranksAs });
+    const blockEnd = results[0].blockEnd;
+    results.forEach((r, rank) => {
+      ok(r.exact, `rank ${rank}: sum ${r.first}, expected 6 everywhere`);
+      // the traffic counted in the communicator: reduce-scatter sends chunks rank−1 and
+      // rank−2, all-gather chunks rank and rank−1
+      const chunk = (c: number) => {
+        const [s, e] = shardRange(n, world, (c + world) % world);
+        return 4 * (e - s);
+      };
+      equal(r.bytes, chunk(rank - 1) + chunk(rank - 2) + chunk(rank) + chunk(rank - 1));
+      if (rank > 0) ok(r.doneAt < blockEnd, `rank ${rank} waited for rank 0's thread`);
+    });
   });
-});
+}
 
 Deno.test("ring collectives: one rank is a copy; bad arguments are named", async () => {
   const solo = Communicator.solo();

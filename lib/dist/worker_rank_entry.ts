@@ -21,6 +21,8 @@ export interface RankInit {
   timeoutMs?: number;
   transport: "worker" | "websocket";
   ports: (MessagePort | undefined)[];
+  /** Channels of this rank's ring Worker to the other ranks' (see worker_transport.ts). */
+  ringPorts: (MessagePort | undefined)[];
   websocket: Partial<WebSocketTransportOptions>;
 }
 
@@ -33,7 +35,11 @@ let aborted: Error | undefined;
 async function run(init: RankInit): Promise<unknown> {
   const { rank, world } = init;
   transport = init.transport === "worker"
-    ? new WorkerTransport(rank, Array.from({ length: world }, (_, r) => init.ports[r]))
+    ? new WorkerTransport(
+      rank,
+      Array.from({ length: world }, (_, r) => init.ports[r]),
+      Array.from({ length: world }, (_, r) => init.ringPorts[r]),
+    )
     : await connectWebSocketTransport(
       { ...init.websocket, rank, world } as WebSocketTransportOptions,
     );

@@ -49,6 +49,19 @@ export function freePort(): number {
 
 const ABORTED = "aborted because rank";
 
+/** `world` × `world` MessagePorts: [i][j] talks to [j][i]; [i][i] is undefined. */
+function pairwiseChannels(world: number): (MessagePort | undefined)[][] {
+  const ports: (MessagePort | undefined)[][] = Array.from({ length: world }, () => []);
+  for (let i = 0; i < world; i++) {
+    for (let j = i + 1; j < world; j++) {
+      const channel = new MessageChannel();
+      ports[i][j] = channel.port1;
+      ports[j][i] = channel.port2;
+    }
+  }
+  return ports;
+}
+
 /** Checks a spawn's world size and returns its rank module as an absolute URL string. */
 export function rankModuleHref(world: number, module: string | URL): string {
   if (!Number.isInteger(world) || world < 1) {
@@ -75,16 +88,9 @@ export async function spawnWorkerRanks<R = unknown, A = unknown>(
   if (kind !== "worker" && kind !== "websocket") {
     throw new Error(`Unknown transport "${kind}": must be "worker" or "websocket"`);
   }
-  const ports: (MessagePort | undefined)[][] = Array.from({ length: world }, () => []);
-  if (kind === "worker") {
-    for (let i = 0; i < world; i++) {
-      for (let j = i + 1; j < world; j++) {
-        const channel = new MessageChannel();
-        ports[i][j] = channel.port1;
-        ports[j][i] = channel.port2;
-      }
-    }
-  }
+  // pairwise channels between the ranks, and between their ring Workers (worker_transport.ts)
+  const ports = kind === "worker" ? pairwiseChannels(world) : [];
+  const ringPorts = kind === "worker" ? pairwiseChannels(world) : [];
   const websocket: Partial<WebSocketTransportOptions> = {
     master: `127.0.0.1:${freePort()}`,
     token: crypto.randomUUID(),
@@ -109,7 +115,7 @@ export async function spawnWorkerRanks<R = unknown, A = unknown>(
         e.preventDefault();
         reject(new Error(`Rank ${rank}: uncaught error: ${e.message}`));
       };
-      const own = ports[rank].map((p) => p);
+      const own = ports[rank] ?? [], ownRing = ringPorts[rank] ?? [];
       const init: RankInit = {
         t: "init",
         rank,
@@ -121,9 +127,10 @@ export async function spawnWorkerRanks<R = unknown, A = unknown>(
         timeoutMs: options.timeoutMs,
         transport: kind,
         ports: own,
+        ringPorts: ownRing,
         websocket,
       };
-      worker.postMessage(init, own.filter((p): p is MessagePort => p !== undefined));
+      worker.postMessage(init, [...own, ...ownRing].filter((p) => p !== undefined));
     })
   );
   settled.forEach((p, rank) =>

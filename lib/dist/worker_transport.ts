@@ -7,7 +7,10 @@
  * SharedArrayBuffer that all of them read, and a SharedArrayBuffer payload is shared as is.
  * @module
  */
-import { Mailbox, type Tag, type Transport } from "./transport.ts";
+import { Mailbox, type RingOutcome, type Tag, type Transport } from "./transport.ts";
+import type { RingJob } from "./ring.ts";
+import { OffloadedRings, type RingReply, transferOf } from "./ring_offload.ts";
+import type { RingWorkerRequest } from "./ring_worker.ts";
 
 /** Message on a rank-to-rank port. */
 interface PortMessage {
@@ -20,9 +23,25 @@ export class WorkerTransport implements Transport {
   #ports: readonly (MessagePort | undefined)[];
   #mailbox: Mailbox;
   #closed = false;
+  #ringWorker: Worker | undefined;
+  #rings = new OffloadedRings();
+  /**
+   * Present when the transport has ring ports: runs a ring collective on this rank's ring
+   * Worker, which keeps moving while this thread is blocked (the built-in WebGPU blocks it for
+   * as long as it waits on the GPU). `work` is transferred there and back.
+   */
+  readonly runRing?: (job: RingJob, work: Float32Array) => Promise<RingOutcome>;
 
-  /** `ports[peer]` is the channel to `peer` (undefined at this rank's own index). */
-  constructor(readonly rank: number, ports: readonly (MessagePort | undefined)[]) {
+  /**
+   * `ports[peer]` is the channel to `peer` (undefined at this rank's own index). With
+   * `ringPorts` (a second set of channels, like `ports`), ring collectives run on a Worker of
+   * this rank that owns them (see {@linkcode runRing}); without, on this thread.
+   */
+  constructor(
+    readonly rank: number,
+    ports: readonly (MessagePort | undefined)[],
+    ringPorts?: readonly (MessagePort | undefined)[],
+  ) {
     this.#ports = ports;
     this.#mailbox = new Mailbox(rank, (r) => this.describePeer(r));
     ports.forEach((port, peer) => {
@@ -30,6 +49,21 @@ export class WorkerTransport implements Transport {
       port.onmessage = (e: MessageEvent<PortMessage>) =>
         this.#mailbox.deliver(peer, e.data.tag, e.data.data);
     });
+    if (ringPorts?.some((p) => p !== undefined)) {
+      const worker = new Worker(new URL("./ring_worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (e: MessageEvent<RingReply>) => this.#rings.settle(e.data);
+      worker.onerror = (e) => {
+        e.preventDefault();
+        this.#rings.fail(new Error(`Rank ${rank}: ring worker failed: ${e.message}`));
+      };
+      const own = [...ringPorts];
+      this.#ringWorker = worker;
+      this.#postRing({ t: "init", rank, ports: own }, own.filter((p) => p !== undefined));
+      this.runRing = (job, work) => {
+        if (this.#closed) throw new Error(`Rank ${rank}: ring after the transport was closed`);
+        return this.#rings.start(job, work, (r) => this.#postRing(r, transferOf(work)));
+      };
+    }
   }
 
   /** Number of ranks (one port slot per rank). */
@@ -70,6 +104,12 @@ export class WorkerTransport implements Transport {
   /** Fails every pending and future receive (another rank failed: do not wait for it). */
   abort(error: Error): void {
     this.#mailbox.fail(error);
+    this.#rings.fail(error);
+    this.#postRing({ t: "abort", message: error.message });
+  }
+
+  #postRing(request: RingWorkerRequest, transfer: Transferable[] = []): void {
+    this.#ringWorker?.postMessage(request, transfer);
   }
 
   /**

@@ -3,8 +3,7 @@
  * (io_worker.ts).
  * @module
  */
-import type { CommCounters } from "../communicator.ts";
-import type { RingJob } from "../ring.ts";
+import type { RingReply, RingRequest } from "../ring_offload.ts";
 import type { Tag } from "../transport.ts";
 
 /** Settings of one rank's WebSocket I/O. */
@@ -33,8 +32,8 @@ export interface IoConfig {
 export type IoRequest =
   | { t: "start"; config: IoConfig }
   | { t: "send"; dsts: readonly number[]; tag: Tag; data: Float32Array }
-  /** Run a ring collective on `work` (transferred) in the I/O Worker. */
-  | { t: "ring"; id: number; job: RingJob; work: Float32Array }
+  /** Run a ring collective in the I/O Worker. */
+  | RingRequest
   | { t: "close" };
 
 /** I/O Worker → rank thread. */
@@ -51,6 +50,5 @@ export type IoReply =
   /** `peer`: the failure concerns that peer only; `fatal`: setup failed. */
   | { t: "error"; message: string; peer?: number; fatal?: boolean }
   | { t: "closed" }
-  /** A ring collective finished: the result (transferred) and its traffic. */
-  | { t: "ring-done"; id: number; work: Float32Array; traffic: CommCounters }
-  | { t: "ring-failed"; id: number; message: string };
+  /** A ring collective finished or failed. */
+  | RingReply;

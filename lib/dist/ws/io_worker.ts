@@ -20,8 +20,8 @@
  * @module
  */
 /// <reference lib="deno.worker" />
-import type { CommCounters } from "../communicator.ts";
-import { isRingTag, type RingJob, runRingJob } from "../ring.ts";
+import { isRingTag } from "../ring.ts";
+import { type RingRequest, serveRing } from "../ring_offload.ts";
 import { Mailbox, type Tag } from "../transport.ts";
 import { decodeHeader, encodeFrameParts, partCount, Reassembly, runIdHash } from "./frame.ts";
 import { clientHandshake, type HelloInfo, type RunIdentity, serverHandshake } from "./handshake.ts";
@@ -283,35 +283,11 @@ class IoNode {
     this.ringMailbox.fail(new Error(`Rank ${this.config.rank}: ${message}`), peer);
   }
 
-  /** Runs a ring collective here, in place on `work`, and posts the result back. */
-  async runRing(id: number, job: RingJob, work: Float32Array): Promise<void> {
-    const traffic: CommCounters = {
-      messagesSent: 0,
-      bytesSent: 0,
-      messagesReceived: 0,
-      bytesReceived: 0,
-      waitMs: 0,
-    };
-    try {
-      await runRingJob(job, work, {
-        send: (dst, tag, data) => {
-          traffic.messagesSent++;
-          traffic.bytesSent += data.byteLength;
-          this.send([dst], tag, data.slice()); // the ring writes to `work` again later
-        },
-        recv: async (src, tag, timeoutMs) => {
-          const start = performance.now();
-          const data = await this.ringMailbox.receive(src, tag, timeoutMs);
-          traffic.waitMs += performance.now() - start;
-          traffic.messagesReceived++;
-          traffic.bytesReceived += data.byteLength;
-          return data;
-        },
-      });
-      post({ t: "ring-done", id, work, traffic }, [work.buffer as ArrayBuffer]);
-    } catch (e) {
-      post({ t: "ring-failed", id, message: (e as Error).message });
-    }
+  /** Runs a ring collective here and posts the result back. */
+  runRing(request: RingRequest): Promise<void> {
+    // a copy per message: the ring writes to the work buffer again while frames may wait
+    const send = (dst: number, tag: Tag, data: Float32Array) => this.send([dst], tag, data.slice());
+    return serveRing(request, send, this.ringMailbox, post);
   }
 
   /** Sends queued frames while the socket's buffer is below the high-water mark. */
@@ -406,6 +382,6 @@ self.onmessage = (e: MessageEvent<IoRequest>) => {
       });
     });
   } else if (request.t === "send") node!.send(request.dsts, request.tag, request.data);
-  else if (request.t === "ring") node!.runRing(request.id, request.job, request.work);
+  else if (request.t === "ring") node!.runRing(request);
   else if (request.t === "close") node?.close();
 };

@@ -229,9 +229,7 @@ export class TcpWebSocket {
     clearTimeout(this.#closeTimer);
     this.#queue = [];
     this.#queued = 0;
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(this.conn);
     for (const resolve of this.#drained.splice(0)) resolve();
     this.onclose?.(code, reason);
   }
@@ -315,6 +313,13 @@ async function readSome(conn: Deno.TcpConn, into: Uint8Array): Promise<number | 
     if (e instanceof Deno.errors.ConnectionReset) return null;
     throw e;
   }
+}
+
+/** Closes `conn` unless it is closed already. */
+function closeQuietly(conn: Deno.TcpConn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }
 
 function concat(parts: Uint8Array[], total: number): Uint8Array {
@@ -406,9 +411,7 @@ export async function acceptWebSocket(
     );
     return new TcpWebSocket(conn, "server", rest);
   } catch (e) {
-    try {
-      conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(conn);
     throw e;
   }
 }
@@ -437,9 +440,7 @@ export async function connectWebSocket(url: string): Promise<TcpWebSocket> {
     }
     return new TcpWebSocket(conn, "client", rest);
   } catch (e) {
-    try {
-      conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(conn);
     throw e;
   }
 }

@@ -6,6 +6,7 @@
  */
 import { Mailbox, type RingOutcome, type Tag, type Transport } from "../transport.ts";
 import type { RingJob } from "../ring.ts";
+import { OffloadedRings, transferOf } from "../ring_offload.ts";
 import { DEFAULT_PART_BYTES, MAX_PART_BYTES } from "./frame.ts";
 import type { IoConfig, IoReply, IoRequest } from "./io_protocol.ts";
 
@@ -89,9 +90,8 @@ export class WebSocketTransport implements Transport {
   #addresses: string[];
   #closed: PromiseWithResolvers<void> | undefined;
   #sendClosed = false;
-  /** Ring collectives running in the I/O Worker, by id. */
-  #rings = new Map<number, PromiseWithResolvers<RingOutcome>>();
-  #nextRing = 0;
+  /** Ring collectives running in the I/O Worker. */
+  #rings = new OffloadedRings();
 
   #config: IoConfig;
 
@@ -125,10 +125,8 @@ export class WebSocketTransport implements Transport {
           worker.terminate();
           ready.reject(error);
         } else this.#mailbox.fail(error, reply.fatal ? undefined : reply.peer);
-      } else if (reply.t === "ring-done") {
-        this.#settleRing(reply.id)?.resolve({ work: reply.work, traffic: reply.traffic });
-      } else if (reply.t === "ring-failed") {
-        this.#settleRing(reply.id)?.reject(new Error(reply.message));
+      } else if (reply.t === "ring-done" || reply.t === "ring-failed") {
+        this.#rings.settle(reply);
       } else if (reply.t === "closed") this.#closed?.resolve();
     };
     worker.onerror = (e) => {
@@ -136,7 +134,7 @@ export class WebSocketTransport implements Transport {
       const error = new Error(`Rank ${this.rank}: WebSocket I/O worker failed: ${e.message}`);
       if (!isReady) ready.reject(error);
       this.#mailbox.fail(error);
-      this.#failRings(error);
+      this.#rings.fail(error);
       this.#closed?.resolve();
     };
     this.#post({ t: "start", config });
@@ -170,28 +168,12 @@ export class WebSocketTransport implements Transport {
    */
   runRing(job: RingJob, work: Float32Array): Promise<RingOutcome> {
     if (this.#sendClosed) throw new Error(`Rank ${this.rank}: ring after the transport was closed`);
-    const id = this.#nextRing++;
-    const pending = Promise.withResolvers<RingOutcome>();
-    this.#rings.set(id, pending);
-    const moved = work.buffer instanceof SharedArrayBuffer ? [] : [work.buffer as ArrayBuffer];
-    this.#post({ t: "ring", id, job, work }, moved);
-    return pending.promise;
+    return this.#rings.start(job, work, (request) => this.#post(request, transferOf(work)));
   }
 
   abort(error: Error): void {
     this.#mailbox.fail(error);
-    this.#failRings(error);
-  }
-
-  #settleRing(id: number): PromiseWithResolvers<RingOutcome> | undefined {
-    const pending = this.#rings.get(id);
-    this.#rings.delete(id);
-    return pending;
-  }
-
-  #failRings(error: Error): void {
-    for (const pending of this.#rings.values()) pending.reject(error);
-    this.#rings.clear();
+    this.#rings.fail(error);
   }
 
   /** Sends what is queued, closes the sockets and ends the I/O Worker. */
