@@ -50,6 +50,17 @@ export async function ringCollectives(
     ringInput(999, comm.rank, 40_003, false),
   );
   out["allGather/equal/5"] = await ringAllGather(comm, ringInput(998, comm.rank, 5, false));
+  // the ring works in the caller's buffer (no copy)
+  out["allReduce/consume/40003"] = await ringAllReduce(
+    comm,
+    ringInput(999, comm.rank, 40_003, false),
+    { consume: true },
+  );
+  const shardInput = ringInput(996, comm.rank, 1001, false);
+  out["reduceScatter/consume/1001"] = await ringReduceScatter(comm, shardInput, {
+    consume: true,
+    pieceBytes: PIECE_BYTES,
+  });
   // different operations issued in a different order on odd and even ranks
   const xi = ringInput(997, comm.rank, 101, true);
   const [s0, e0] = shardRange(101, comm.world, comm.rank);

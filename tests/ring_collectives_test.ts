@@ -69,6 +69,17 @@ function check(results: Record<string, Float32Array>[], world: number, sp: numbe
       ringSum(all.map((r) => ringInput(999, r, 40_003, false)), 40_003),
       `rank ${rank} default pieces`,
     );
+    assertExact(
+      got["allReduce/consume/40003"],
+      got["allReduce/default/40003"],
+      `rank ${rank} consuming all-reduce`,
+    );
+    const [cs, ce] = shardRange(1001, world, rank);
+    assertExact(
+      got["reduceScatter/consume/1001"],
+      ringSum(all.map((r) => ringInput(996, r, 1001, false)), 1001).slice(cs, ce),
+      `rank ${rank} consuming reduce-scatter`,
+    );
     const equalParts = new Float32Array(5 * world);
     all.forEach((r) => equalParts.set(ringInput(998, r, 5, false), 5 * r));
     assertExact(got["allGather/equal/5"], equalParts, `rank ${rank} equal all-gather`);

@@ -27,6 +27,11 @@ export interface RingOptions {
   timeoutMs?: number;
   /** Largest message, in bytes (a multiple of 4). Default 1 MiB. */
   pieceBytes?: number;
+  /**
+   * All-reduce and reduce-scatter: work in `data` itself instead of a copy, and leave it
+   * undefined afterwards (it may be detached). Saves a copy of the buffer into fresh memory.
+   */
+  consume?: boolean;
 }
 
 /** Options of {@linkcode ringAllGather}. */
@@ -233,7 +238,7 @@ export async function runRingJob(job: RingJob, work: Float32Array, link: RingLin
 
 /**
  * Sum over the group of `data` (all members pass equal lengths), identical on every member;
- * 2(G−1) ring steps. `data` is left intact.
+ * 2(G−1) ring steps. `data` is left intact unless `options.consume`.
  */
 export async function ringAllReduce(
   comm: Communicator,
@@ -241,12 +246,12 @@ export async function ringAllReduce(
   options: RingOptions = {},
 ): Promise<Float32Array> {
   const job = ringJob(comm, "ring all-reduce", data.length, options);
-  return await comm.runRing(job, data.slice());
+  return await comm.runRing(job, options.consume ? data : data.slice());
 }
 
 /**
  * This member's shard `shardRange(n, G, index)` of the sum over the group of `data` (all
- * members pass equal lengths n); G−1 ring steps. `data` is left intact.
+ * members pass equal lengths n); G−1 ring steps. `data` is left intact unless `options.consume`.
  */
 export async function ringReduceScatter(
   comm: Communicator,
@@ -254,7 +259,7 @@ export async function ringReduceScatter(
   options: RingOptions = {},
 ): Promise<Float32Array> {
   const job = ringJob(comm, "ring reduce-scatter", data.length, options);
-  const work = await comm.runRing(job, data.slice());
+  const work = await comm.runRing(job, options.consume ? data : data.slice());
   const starts = ringStarts(job.n, job.ranks.length);
   return work.slice(starts[job.index], starts[job.index + 1]);
 }

@@ -121,7 +121,11 @@ export class BucketReducer {
       arrays.forEach((a, i) => out.set(a as Float32Array, unit.entries[i].offset));
       return out;
     });
-    const ringOptions = { pieceBytes: this.options.pieceBytes, timeoutMs: this.options.timeoutMs };
+    const ringOptions = {
+      pieceBytes: this.options.pieceBytes,
+      timeoutMs: this.options.timeoutMs,
+      consume: true, // `flat` is ours: no copy
+    };
     // the collective is called (its sequence number taken) after the previous bucket's
     const call = Promise.all([flat, this.#chain]).then(([data]) => ({
       result: this.options.mode === "all-reduce"
