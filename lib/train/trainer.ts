@@ -7,9 +7,9 @@
  * ZeRO: stage 0 keeps every moment on every rank and all-reduces the gradients in buckets
  * ({@linkcode GradReducer}); stages 1–3 go through {@linkcode ZeroDriver} (bucketed
  * reduce(-scatter), sharded AdamW; stage 3 shards the
- * parameters too and gathers one layer's at a time around its forward and backward). Except at
- * stage 3, each bucket's reduction starts as soon as the last micro-batch's backward has
- * finished its gradients, overlapping the rest of the backward.
+ * parameters too and gathers one layer's at a time around its forward and backward). Each
+ * bucket's reduction (a layer's at stage 3) starts as soon as the last micro-batch's backward
+ * has finished its gradients, overlapping the rest of the backward.
  *
  * Loss normalization: every rank scales its token losses by 1 / (target tokens of the global
  * batch: all ranks, all micro-batches), so the gradients summed over ranks are exactly those
@@ -172,13 +172,15 @@ export class Trainer implements TrainerLike {
     const stats: Tensor[] = [];
     try {
       for (const [i, m] of micro.entries()) {
-        if (i === micro.length - 1 && zero?.stage !== 3) {
+        if (i === micro.length - 1) {
           // overlap: each bucket's reduction starts once the last backward finishes its
-          // gradients (ZeRO-3 reduces after the backward: its per-layer gathers are ring
-          // collectives too, and those must be issued in the same order on every rank)
+          // gradients (at ZeRO-3 beside the parameter gathers of the layers still ahead: ring
+          // operations of different kinds may interleave in any order, lib/dist/ring.ts)
           reducer = zero ? zero.reducer() : this.#reducer!.start(this.#gpu, this.net.grads);
           const r = reducer;
-          if (r) this.net.hooks = { gradsDone: (names) => names.forEach((n) => r.markReady(n)) };
+          // beside ZeRO-3's gather hooks
+          const gradsDone = (names: string[]) => names.forEach((n) => r!.markReady(n));
+          if (r) this.net.hooks = { ...this.net.hooks, gradsDone };
         }
         const r = await this.net.forward(m, {
           needsGrad: true,
