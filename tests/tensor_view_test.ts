@@ -63,3 +63,25 @@ Deno.test("views: bad ranges, misaligned bindings and releases give one-line err
   w.release();
   t.release();
 });
+
+Deno.test("a tensor smaller than one vec4 binds to an array<vec4<f32>> (minimum from the WGSL)", async () => {
+  const gpu = await testGpu();
+  const kernel = await gpu.kernels.get({
+    key: "test|vec4-min-binding",
+    code: `
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@compute @workgroup_size(1) fn main() { y[0] = x[0].x * 2.0; }`,
+  });
+  equal(kernel.bindings.get("x")!.minBindingBytes, 16);
+  equal(kernel.bindings.get("y")!.minBindingBytes, 4);
+  const x = uploadTensor(gpu, [21], [1]); // 4 bytes: the binding spans 16 of its buffer
+  const y = emptyTensor(gpu, [1]);
+  gpu.device.pushErrorScope("validation");
+  gpu.commands.dispatch(kernel, { bindings: { x, y }, workgroups: [1, 1, 1] });
+  const got = await downloadTensor(gpu, y);
+  equal((await gpu.device.popErrorScope())?.message, undefined);
+  equal(got[0], 42);
+  x.release();
+  y.release();
+});

@@ -252,11 +252,22 @@ export class CommandQueue {
 
   /**
    * A tensor's binding: its own bytes only (not the pool bucket's slack), at its offset if it
-   * is a view; both checked against the device limits so the error names the tensor.
+   * is a view; both checked against the device limits so the error names the tensor. A tensor
+   * smaller than one element of the WGSL array (a [1] tensor bound as `array<vec4<f32>>`) binds
+   * that element's bytes of its buffer.
    */
   #tensorBinding(kernel: Kernel, name: string, t: Tensor): GPUBufferBinding {
     const limits = this.#limits;
-    const size = t.bindingSize, offset = t.byteOffset;
+    const offset = t.byteOffset;
+    const min = kernel.bindings.get(name)?.minBindingBytes ?? 4;
+    const size = Math.max(t.bindingSize, min);
+    if (offset + size > t.buffer.size) {
+      throw new Error(
+        `Binding "${name}" of ${kernel.key}: tensor [${
+          t.shape.join(", ")
+        }] has ${t.byteLength} bytes, fewer than the ${min} of one element of its WGSL array`,
+      );
+    }
     if (size > limits.maxStorageBinding) {
       throw new Error(
         `Binding "${name}" of ${kernel.key}: tensor [${

@@ -21,6 +21,11 @@ export interface KernelBinding {
   readonly members: ReadonlyMap<string, { offset: number; type: string }>;
   /** Byte size of a uniform struct (rounded up to 16). */
   readonly uniformSize: number;
+  /**
+   * Fewest bytes a storage binding may span: one element of a runtime-sized array (16 for
+   * `array<vec4<f32>>`), else the variable's size. WebGPU rejects smaller bindings.
+   */
+  readonly minBindingBytes: number;
 }
 
 /** A compiled compute pipeline with everything derived from its WGSL. */
@@ -65,7 +70,13 @@ interface Reflection {
     compute: {
       name: string;
       workgroupSize?: number[];
-      resources: { name: string; group: number; binding: number; access: string }[];
+      resources: {
+        name: string;
+        group: number;
+        binding: number;
+        access: string;
+        type?: { stride?: number; size?: number };
+      }[];
     }[];
   };
   uniforms: (ReflectedType & { name: string; size: number })[];
@@ -104,6 +115,7 @@ export function reflectEntry(code: string, entryPoint?: string): {
         kind: "uniform",
         members,
         uniformSize: Math.ceil(uniform.size / 16) * 16,
+        minBindingBytes: uniform.size,
       };
     }
     return {
@@ -113,6 +125,7 @@ export function reflectEntry(code: string, entryPoint?: string): {
       kind: r.access === "read" ? "read-only-storage" : "storage",
       members: new Map(),
       uniformSize: 0,
+      minBindingBytes: Math.max(4, r.type?.size || r.type?.stride || 4),
     };
   });
   const ws = entry.workgroupSize ?? [1, 1, 1];

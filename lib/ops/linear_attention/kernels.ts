@@ -138,8 +138,8 @@ export function stateBuffers(plan: LaPlan, withPrefix = true): StateBuffers {
   const { gpu, shape: s } = plan;
   const bh = s.batch * s.heads;
   return {
-    // unused without prefixes: one vec4, the smallest binding a vec4 array accepts
-    prefix: emptyTensor(gpu, withPrefix ? [bh, plan.segChunks, s.dk, s.dv] : [4]),
+    // unused without prefixes: one value (it binds the 16 bytes of one vec4, see commands.ts)
+    prefix: emptyTensor(gpu, withPrefix ? [bh, plan.segChunks, s.dk, s.dv] : [1]),
     parts: emptyTensor(gpu, [bh, plan.segParts, s.dk, s.dv]),
   };
 }
