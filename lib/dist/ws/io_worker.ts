@@ -1,16 +1,17 @@
 /**
  * The WebSocket I/O of one rank, run in a dedicated Worker. Why a Worker: Deno's built-in
- * WebGPU blocks its JS thread while it waits for the GPU (mapAsync/onSubmittedWorkDone poll
- * and sleep), and `WebSocket.send` only queues: the bytes move when the event loop runs. On the
- * rank's own thread a rank waiting on its GPU would therefore stall every peer waiting for its
- * state, and frames from peers would sit unread. Here sockets keep flowing whatever the rank
- * thread does; the rank thread and this Worker exchange payloads by transfer.
+ * WebGPU blocks its JS thread for as long as it waits for the GPU, and socket writes and reads
+ * only progress when the event loop runs. On the rank's own thread a rank waiting on its GPU
+ * would therefore stall every peer waiting for its state, and frames from peers would sit
+ * unread. Here sockets keep flowing whatever the rank thread does; the rank thread and this
+ * Worker exchange payloads by transfer. Ring collectives run here too (`runRing`), so that a
+ * gradient reduction keeps moving through a rank whose thread is blocked.
  *
  * Data flows one way per socket, from the accepting (server) side to the dialing (client)
- * side: Deno's WebSocket client does not set TCP_NODELAY, and its messages of 1–64 KiB (a
- * typical state) then wait ≈40 ms for a delayed ACK (measured: 44 ms round trip for 2 KiB,
- * 0.05 ms server → client). So every rank dials every other rank, and the socket rank r
- * dialed to rank p carries p's messages to r.
+ * side, so that client frames (which RFC 6455 requires to be masked, a copy) carry only the
+ * handshake. Every rank dials every other rank, and the socket rank r dialed to rank p carries
+ * p's messages to r. (The one-way design began with Deno's WebSocket client, which lacks
+ * TCP_NODELAY; tcp_websocket.ts sets it on both ends.)
  *
  * Setup: rank 0 listens on the master address; every other rank listens on its own port,
  * registers with rank 0 (that socket carries rank 0's messages to it) and receives the table
