@@ -67,7 +67,8 @@ Deno.test("server: Deno's WebSocket client talks to it; plain HTTP gets 426", as
   const served = (async () => {
     for (let i = 0; i < 2; i++) {
       const conn = await listener.accept();
-      const ws = await acceptWebSocket(conn, "WebSocket only here").catch((e) => e as Error);
+      const ws = await acceptWebSocket(conn, { refusal: "WebSocket only here" })
+        .catch((e) => e as Error);
       if (ws instanceof Error) {
         match(ws.message, /refused an HTTP request: WebSocket only here/);
         continue;
@@ -201,5 +202,23 @@ Deno.test("client: a server that is no WebSocket, or answers a wrong key, is ref
     /Invalid WebSocket URL "http:\/\/x\/": must be ws:\/\//,
   );
   await served;
+  listener.close();
+});
+
+Deno.test("a peer that never completes the opening handshake is dropped after the limit", async () => {
+  const { listener, url } = listen();
+  const port = Number(new URL(url).port);
+  // a client that connects and says nothing
+  const silentClient = await Deno.connect({ hostname: "127.0.0.1", port });
+  await rejects(
+    acceptWebSocket(await listener.accept(), { timeoutMs: 200 }),
+    /no opening handshake within 200 ms/,
+  );
+  equal(await silentClient.read(new Uint8Array(16)), null, "the server closed the connection");
+  silentClient.close();
+  // a server that accepts and says nothing
+  const held = listener.accept();
+  await rejects(connectWebSocket(url, { timeoutMs: 200 }), /no opening handshake within 200 ms/);
+  (await held).close();
   listener.close();
 });

@@ -174,7 +174,11 @@ class IoNode {
 
   async #accept(conn: Deno.TcpConn): Promise<void> {
     try {
-      const reader = new SocketReader(await acceptWebSocket(conn, "LASP rank: WebSocket only"));
+      const socket = await acceptWebSocket(conn, {
+        refusal: "LASP rank: WebSocket only",
+        timeoutMs: this.left,
+      });
+      const reader = new SocketReader(socket);
       const hello = await serverHandshake(reader, this.id, this.left, (h) => this.#admit(h));
       if (hello.purpose === "register") {
         this.registrations.set(hello.rank, { reader, address: hello.address! });

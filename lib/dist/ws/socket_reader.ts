@@ -75,7 +75,8 @@ export async function connectWithRetry(url: string, deadline: number): Promise<S
   let lastError = "no attempt";
   while (performance.now() < deadline) {
     try {
-      return new SocketReader(await connectWebSocket(url));
+      const timeoutMs = Math.max(1, deadline - performance.now());
+      return new SocketReader(await connectWebSocket(url, { timeoutMs }));
     } catch (e) {
       lastError = (e as Error).message;
       await new Promise((r) => setTimeout(r, 50));

@@ -19,6 +19,8 @@ export type WsMessage = string | ArrayBuffer;
 
 /** Largest message accepted, bytes: the transport's frames stay below 16 MiB. */
 export const MAX_MESSAGE_BYTES = 64 << 20;
+/** Default limit of the opening handshake, ms. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Largest HTTP head of the opening handshake, bytes. */
 const MAX_HEAD_BYTES = 16 << 10;
 /** Messages up to this size are copied behind their header and written at once. */
@@ -338,21 +340,41 @@ async function acceptKey(key: string): Promise<string> {
   return encodeBase64(new Uint8Array(digest));
 }
 
-/** Reads an HTTP head (up to the blank line); returns its lines and the bytes after it. */
-async function readHead(conn: Deno.TcpConn): Promise<{ lines: string[]; rest: Uint8Array }> {
+/**
+ * Reads an HTTP head (up to the blank line); returns its lines and the bytes after it. A peer
+ * that sends none within `timeoutMs` has its connection closed.
+ */
+async function readHead(
+  conn: Deno.TcpConn,
+  timeoutMs: number,
+): Promise<{ lines: string[]; rest: Uint8Array }> {
   const buf = new Uint8Array(MAX_HEAD_BYTES);
-  let end = 0;
-  while (true) {
-    const got = await readSome(conn, buf.subarray(end));
-    if (got === null) throw new Error("connection ended during the opening handshake");
-    end += got;
-    for (let i = 3; i < end; i++) {
-      if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) {
-        const head = new TextDecoder().decode(buf.subarray(0, i - 3));
-        return { lines: head.split("\r\n"), rest: buf.slice(i + 1, end) };
+  let end = 0, late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    closeQuietly(conn);
+  }, timeoutMs);
+  try {
+    while (true) {
+      const got = await readSome(conn, buf.subarray(end));
+      if (got === null) {
+        throw new Error(
+          late
+            ? `no opening handshake within ${timeoutMs} ms`
+            : "connection ended during the opening handshake",
+        );
       }
+      end += got;
+      for (let i = 3; i < end; i++) {
+        if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) {
+          const head = new TextDecoder().decode(buf.subarray(0, i - 3));
+          return { lines: head.split("\r\n"), rest: buf.slice(i + 1, end) };
+        }
+      }
+      if (end === buf.byteLength) throw new Error(`HTTP head over ${MAX_HEAD_BYTES} bytes`);
     }
-    if (end === buf.byteLength) throw new Error(`HTTP head over ${MAX_HEAD_BYTES} bytes`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -374,16 +396,23 @@ async function writeAll(conn: Deno.TcpConn, text: string): Promise<void> {
   for (let at = 0; at < bytes.byteLength;) at += await conn.write(bytes.subarray(at));
 }
 
+/** Options of {@linkcode acceptWebSocket} and {@linkcode connectWebSocket}. */
+export interface HandshakeOptions {
+  /** Limit for the opening handshake, ms. Default 10 000. */
+  timeoutMs?: number;
+}
+
 /**
  * Server side of the opening handshake on an accepted connection. A request that is not a
  * WebSocket upgrade is answered `426` (or `400`) with `refusal` and rejected with the reason.
  */
 export async function acceptWebSocket(
   conn: Deno.TcpConn,
-  refusal = "WebSocket only",
+  options: HandshakeOptions & { refusal?: string } = {},
 ): Promise<TcpWebSocket> {
+  const refusal = options.refusal ?? "WebSocket only";
   try {
-    const { lines, rest } = await readHead(conn);
+    const { lines, rest } = await readHead(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     const headers = headerMap(lines);
     const key = headers.get("sec-websocket-key") ?? "";
     let problem: [number, string] | undefined;
@@ -417,7 +446,10 @@ export async function acceptWebSocket(
 }
 
 /** Opens a WebSocket to `url` (`ws://host:port/path`); rejects with a one-line reason. */
-export async function connectWebSocket(url: string): Promise<TcpWebSocket> {
+export async function connectWebSocket(
+  url: string,
+  options: HandshakeOptions = {},
+): Promise<TcpWebSocket> {
   const parsed = new URL(url);
   if (parsed.protocol !== "ws:") throw new Error(`Invalid WebSocket URL "${url}": must be ws://`);
   const hostname = parsed.hostname.replace(/^\[|\]$/g, "");
@@ -430,7 +462,7 @@ export async function connectWebSocket(url: string): Promise<TcpWebSocket> {
         `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\n` +
         `Sec-WebSocket-Version: 13\r\n\r\n`,
     );
-    const { lines, rest } = await readHead(conn);
+    const { lines, rest } = await readHead(conn, options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     if (!/^HTTP\/1\.1 101\b/.test(lines[0])) {
       throw new Error(`the server refused the WebSocket upgrade: ${lines[0]}`);
     }
