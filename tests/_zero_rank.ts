@@ -68,11 +68,24 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
   const order = backwardOrder(PARAMS);
   // bucketed reduction, with GPU work recorded between the markReady calls
   const scratch = emptyTensor(gpu, [4096]);
-  for (const mode of ["all-reduce", "reduce-scatter"] as const) {
+  for (const variant of ["all-reduce", "reduce-scatter", "all-reduce, reused host buffers"]) {
+    const mode = variant === "reduce-scatter" ? "reduce-scatter" : "all-reduce";
+    // host buffers kept from an earlier reduction of other gradients (as from step to step)
+    const hostBuffers: Float32Array[] | undefined = variant.includes("reused") ? [] : undefined;
     for (const integer of [true, false]) {
-      const key = `bucket/${mode}/${integer ? "int" : "float"}`;
-      const grads = upload(gpu, (p) => gradOf(p, rank, 0, integer));
+      const key = `bucket/${hostBuffers ? "reused" : mode}/${integer ? "int" : "float"}`;
       const layout = new ZeroLayout(bucketUnits(order, BUCKET_BYTES), W, rank);
+      if (hostBuffers) {
+        const earlier = upload(gpu, (p) => gradOf(p, rank, 1, integer));
+        const r = new BucketReducer(gpu, comm, layout, earlier, { mode, hostBuffers });
+        for (const p of order) r.markReady(p.name);
+        await r.finish();
+        for (const t of earlier.values()) t.release();
+        if (hostBuffers.filter((h) => h.length > 0).length !== layout.units.length) {
+          throw new Error("every unit's sums should be kept for reuse");
+        }
+      }
+      const grads = upload(gpu, (p) => gradOf(p, rank, 0, integer));
       // reduce-scatter frees each bucket's gradients once its download is submitted (ZeRO-2/3);
       // the "backward" below then reuses those buffers for junk, which must not reach the sums
       const released: string[] = [];
@@ -89,6 +102,7 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
         mode,
         pieceBytes: 512,
         release,
+        hostBuffers,
       });
       const first = layout.units[0].entries.length;
       comm.takeCounters();
@@ -106,7 +120,8 @@ export async function zeroCases(comm: Communicator): Promise<Record<string, Floa
       if (release && (grads.size !== 0 || released.length !== PARAMS.length)) {
         throw new Error(`release freed ${released.length} of ${PARAMS.length} gradients`);
       }
-      units.forEach((u, i) => (out[`${key}/unit${i}`] = u));
+      // with reused host buffers the next reduction takes (and detaches) the returned sums
+      units.forEach((u, i) => (out[`${key}/unit${i}`] = hostBuffers ? u.slice() : u));
       if (mode === "all-reduce") {
         const got = await downloadTensors(gpu, PARAMS.map((p) => grads.get(p.name)!));
         PARAMS.forEach((p, i) => (out[`${key}/${p.name}`] = got[i] as Float32Array));

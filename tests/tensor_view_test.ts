@@ -1,6 +1,6 @@
 import { equal, rejects, throws } from "node:assert/strict";
 import { downloadTensor, emptyTensor, matmul, uploadTensor, writeTensor } from "../mod.ts";
-import { copyTensor } from "../lib/gpu/tensor.ts";
+import { copyTensor, downloadTensorsInto } from "../lib/gpu/tensor.ts";
 import { fill } from "../lib/ops/activation/activation.ts";
 import { matmulReference, randomArray } from "../lib/testing/reference.ts";
 import { assertClose } from "../lib/testing/assert_close.ts";
@@ -84,4 +84,26 @@ Deno.test("a tensor smaller than one vec4 binds to an array<vec4<f32>> (minimum 
   equal(got[0], 42);
   x.release();
   y.release();
+});
+
+Deno.test("downloadTensorsInto reads f32 tensors and views into a host buffer at offsets", async () => {
+  const gpu = await testGpu();
+  const a = uploadTensor(gpu, [1, 2, 3], [3]);
+  const b = uploadTensor(gpu, [4, 5, 6, 7, 8, 9, 10, 11], [4, 2]);
+  const dest = new Float32Array(12).fill(-1);
+  const got = await downloadTensorsInto(gpu, [a, b.rows(2, 2)], dest, [8, 1]);
+  equal(got, dest);
+  assertClose(dest, [-1, 8, 9, 10, 11, -1, -1, -1, 1, 2, 3, -1], { rms: 0, label: "into" });
+  const packed = await downloadTensorsInto(gpu, [b, a], new Float32Array(11));
+  assertClose(packed, [4, 5, 6, 7, 8, 9, 10, 11, 1, 2, 3], { rms: 0, label: "packed" });
+  const ids = uploadTensor(gpu, [1, 2], [2], "u32");
+  throws(
+    () => downloadTensorsInto(gpu, [ids], new Float32Array(2)),
+    /downloadTensorsInto: u32 tensor \[2\] at element 0 does not fit an f32 destination of 2/,
+  );
+  throws(
+    () => downloadTensorsInto(gpu, [a], new Float32Array(4), [2]),
+    /f32 tensor \[3\] at element 2 does not fit an f32 destination of 4/,
+  );
+  for (const t of [a, b, ids]) t.release();
 });

@@ -84,6 +84,14 @@ function check(results: Record<string, Float32Array>[], W: number): void {
         }
       }
     }
+    for (const integer of ["int", "float"]) {
+      for (
+        const k of Object.keys(got).filter((k) => k.startsWith(`bucket/all-reduce/${integer}`))
+      ) {
+        const reused = k.replace("bucket/all-reduce/", "bucket/reused/");
+        assertExact(got[reused], got[k], `rank ${rank} ${reused} (host buffers reused)`);
+      }
+    }
     for (const stage of [0, 1, 2, 3]) {
       PARAMS.forEach((p, i) => {
         const label = `rank ${rank} ZeRO-${stage} ${p.name}`;

@@ -212,28 +212,76 @@ export function copyTensor(gpu: Gpu, src: Tensor, dst: Tensor): void {
 }
 
 /** Reads back many tensors with one staging buffer and one `mapAsync`. */
-export async function downloadTensors(gpu: Gpu, tensors: readonly Tensor[]): Promise<HostArray[]> {
+export function downloadTensors(gpu: Gpu, tensors: readonly Tensor[]): Promise<HostArray[]> {
+  if (tensors.every((t) => t.byteLength === 0)) {
+    return Promise.resolve(tensors.map((t) => fromBytes(new ArrayBuffer(0), t.dtype, 0)));
+  }
+  return readBack(
+    gpu,
+    tensors,
+    (mapped, offsets) =>
+      tensors.map((t, i) =>
+        fromBytes(mapped.slice(offsets[i], offsets[i] + t.byteLength), t.dtype, t.size)
+      ),
+  );
+}
+
+/**
+ * Reads back f32 tensors in one batch straight into `dest`, tensor i at element `at[i]`
+ * (default: one after the other); returns `dest`. With a `dest` that is reused, this saves
+ * the fresh arrays of {@linkcode downloadTensors} and a copy.
+ */
+export function downloadTensorsInto(
+  gpu: Gpu,
+  tensors: readonly Tensor[],
+  dest: Float32Array,
+  at?: readonly number[],
+): Promise<Float32Array> {
+  const starts = at ?? tensors.map((_, i) => tensors.slice(0, i).reduce((a, t) => a + t.size, 0));
+  tensors.forEach((t, i) => {
+    if (t.dtype !== "f32" || starts[i] < 0 || starts[i] + t.size > dest.length) {
+      throw new Error(
+        `downloadTensorsInto: ${t.dtype} tensor [${t.shape.join(", ")}] at element ${
+          starts[i]
+        } does not fit an f32 destination of ${dest.length}`,
+      );
+    }
+  });
+  return readBack(gpu, tensors, (mapped, offsets) => {
+    tensors.forEach((t, i) => dest.set(new Float32Array(mapped, offsets[i], t.size), starts[i]));
+    return dest;
+  });
+}
+
+/** Copies `tensors` into one staging buffer, maps it and hands the mapped bytes to `take`. */
+async function readBack<R>(
+  gpu: Gpu,
+  tensors: readonly Tensor[],
+  take: (mapped: ArrayBuffer, offsets: number[]) => R,
+): Promise<R> {
   const offsets: number[] = [];
   let total = 0;
   for (const t of tensors) {
     offsets.push(total);
     total += Math.ceil(t.byteLength / 256) * 256;
   }
-  if (total === 0) return tensors.map((t) => fromBytes(new ArrayBuffer(0), t.dtype, 0));
-  const staging = gpu.pool.acquire(total, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, false);
+  const staging = gpu.pool.acquire(
+    Math.max(total, 4),
+    GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    false,
+  );
   tensors.forEach((t, i) => {
     const bytes = Math.ceil(t.byteLength / 4) * 4;
     if (bytes > 0) gpu.commands.copy(t.buffer, t.byteOffset, staging, offsets[i], bytes);
   });
   gpu.commands.submit();
-  await staging.mapAsync(GPUMapMode.READ, 0, total);
-  const mapped = staging.getMappedRange(0, total);
-  const out = tensors.map((t, i) =>
-    fromBytes(mapped.slice(offsets[i], offsets[i] + t.byteLength), t.dtype, t.size)
-  );
-  staging.unmap();
-  gpu.pool.release(staging);
-  return out;
+  await staging.mapAsync(GPUMapMode.READ, 0, Math.max(total, 4));
+  try {
+    return take(staging.getMappedRange(0, Math.max(total, 4)), offsets);
+  } finally {
+    staging.unmap();
+    gpu.pool.release(staging);
+  }
 }
 
 /** Reads back one f32 tensor (or any dtype, converted to Float32Array). */

@@ -18,7 +18,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { downloadTensors, type Tensor, writeTensor } from "../gpu/tensor.ts";
+import { downloadTensorsInto, type Tensor, writeTensor } from "../gpu/tensor.ts";
 import type { Communicator } from "../dist/communicator.ts";
 import { ringAllReduce, ringReduceScatter } from "../dist/ring.ts";
 import type { ZeroLayout } from "./zero_layout.ts";
@@ -38,6 +38,13 @@ export interface BucketReducerOptions {
    * gradient tensors (only with "reduce-scatter", which writes nothing back).
    */
   release?: (names: string[]) => void;
+  /**
+   * With "all-reduce" and `writeBack`: host buffers by unit, kept by the caller from one step
+   * to the next. A unit's download goes into its buffer (saving two fresh arrays and a copy per
+   * step) and its sums, once written back, become its buffer for the next step; so the sums
+   * that `finish()` returns are taken (detached) by the next reduction: copy what you keep.
+   */
+  hostBuffers?: Float32Array[];
 }
 
 /** One rank's result of a reduction: per unit, the full sum or this rank's shard of it. */
@@ -68,6 +75,9 @@ export class BucketReducer {
       throw new Error(
         `BucketReducer: layout of rank ${layout.rank}/${layout.world} on communicator rank ${comm.rank}/${comm.world}`,
       );
+    }
+    if (options.hostBuffers && (options.mode !== "all-reduce" || options.writeBack === false)) {
+      throw new Error(`BucketReducer: hostBuffers needs mode "all-reduce" with writeBack`);
     }
     if (options.release && options.mode !== "reduce-scatter") {
       throw new Error(`BucketReducer: release needs mode "reduce-scatter", got "${options.mode}"`);
@@ -113,14 +123,13 @@ export class BucketReducer {
     const unit = this.layout.units[u];
     this.#started[u] = true;
     const tensors = this.#tensors(u);
-    const host = downloadTensors(this.gpu, tensors); // recorded and submitted now
+    const kept = this.options.hostBuffers?.[u];
+    // a buffer of a failed step may have been detached (length 0) on its way to the ring
+    const dest = kept?.length === unit.size ? kept : new Float32Array(unit.size);
+    const at = unit.entries.map((e) => e.offset);
+    const flat = downloadTensorsInto(this.gpu, tensors, dest, at); // recorded and submitted now
     // the copies are submitted, so later work reusing the buffers is queued after them
     this.options.release?.(unit.entries.map((e) => e.name));
-    const flat = host.then((arrays) => {
-      const out = new Float32Array(unit.size);
-      arrays.forEach((a, i) => out.set(a as Float32Array, unit.entries[i].offset));
-      return out;
-    });
     const ringOptions = {
       pieceBytes: this.options.pieceBytes,
       timeoutMs: this.options.timeoutMs,
@@ -140,6 +149,7 @@ export class BucketReducer {
         for (const e of unit.entries) {
           writeTensor(this.grads.get(e.name)!, sum.subarray(e.offset, e.offset + e.size));
         }
+        if (this.options.hostBuffers) this.options.hostBuffers[u] = sum; // written: reusable
       }
       return sum;
     });

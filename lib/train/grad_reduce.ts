@@ -38,6 +38,8 @@ export interface GradReducerOptions {
 export class GradReducer {
   /** Buckets over the world (absent with one rank). */
   readonly layout: ZeroLayout | undefined;
+  /** Each bucket's host buffer, reused from step to step (see BucketReducerOptions). */
+  #hostBuffers: Float32Array[] = [];
 
   /** A reducer for `options.specs` over `comm`'s world. */
   constructor(readonly comm: Communicator, readonly options: GradReducerOptions) {
@@ -61,6 +63,7 @@ export class GradReducer {
     return new BucketReducer(gpu, this.comm, this.layout, grads, {
       mode: "all-reduce",
       writeBack: true,
+      hostBuffers: this.#hostBuffers,
     });
   }
 
