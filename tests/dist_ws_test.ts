@@ -139,6 +139,22 @@ Deno.test("receives time out naming the peer; a vanished peer fails them at once
   await Promise.all([t0.close(), t1.close()]);
 });
 
+Deno.test("a peer's last message arrives whole though it closed right after sending", async () => {
+  // rank 1 closes both sockets once its data has left; rank 0 still reads the data (64-byte
+  // frames) on one socket when the close of the other, which carries nothing to it, arrives
+  const master = `127.0.0.1:${freePort()}`;
+  const [t0, t1] = await Promise.all(
+    [0, 1].map((rank) =>
+      connectWebSocketTransport({ rank, world: 2, master, token: "s", runId: "r", partBytes: 64 })
+    ),
+  );
+  const last = Float32Array.from({ length: 250_000 }, (_, i) => i % 251); // 15 625 frames
+  t1.send([0], TAG, last, false);
+  await t1.close();
+  deepEqual(await t0.recv(1, TAG, 30_000), last);
+  await t0.close();
+});
+
 Deno.test("an authenticated peer's frame with another run's id is rejected", async () => {
   // a hand-made "rank 1": registers with rank 0, accepts rank 0's dial, sends frames on it
   const identity = { runId: "run-a", world: 2, token: "secret" };

@@ -218,6 +218,10 @@ class IoNode {
     (role === "in" ? this.inbound : this.outbound).set(peer, link);
     reader.onClose = (code, reason) => {
       if (this.closing) return;
+      // A peer that is done closes both its sockets; its last messages may still be on their
+      // way on the other one (inbound here), so a normal close of the socket that carries
+      // nothing to us is no failure. Sends to the peer from now on fail on their own.
+      if (role === "out" && code === 1000) return;
       this.#peerFailed(
         peer,
         `connection to rank ${peer} (${this.addresses[peer]}) closed (code ${code}${
