@@ -109,3 +109,9 @@ export async function ringWhileBlocked(
     bytes: comm.takeCounters().bytesSent,
   };
 }
+
+/** Rank 1 fails; the others start a ring all-reduce that needs it (and must be aborted). */
+export async function ringWithAFailingRank(comm: Communicator): Promise<Float32Array> {
+  if (comm.rank === 1) throw new Error("deliberate failure");
+  return await ringAllReduce(comm, new Float32Array(1000).fill(1), { timeoutMs: 60_000 });
+}

@@ -160,6 +160,24 @@ for (const ranksAs of ["processes", "worker", "websocket"] as const) {
   });
 }
 
+for (const transport of ["worker", "websocket"] as const) {
+  Deno.test(`a failing rank aborts rings running off the rank threads: ${transport}`, async () => {
+    const start = performance.now();
+    await rejects(
+      spawnWorkerRanks({
+        world: 3,
+        module: new URL("./_ring_rank.ts", import.meta.url),
+        exportName: "ringWithAFailingRank",
+        transport,
+      }),
+      // the others are aborted, or see rank 1's connection close first
+      /^Error: 3 of 3 ranks failed: Rank 1: deliberate failure( \| Rank [02]: connection to rank 1 [^|]*)*$/,
+    );
+    // the others' ring receives wait up to 60 s: only the abort can end them this early
+    ok(performance.now() - start < 20_000, "the rings were not aborted");
+  });
+}
+
 Deno.test("ring collectives: one rank is a copy; bad arguments are named", async () => {
   const solo = Communicator.solo();
   const x = Float32Array.of(1, 2, 3);
