@@ -1,8 +1,8 @@
 // One rank of bench/scaling.ts, started by lib/launch/launcher.ts (one process and GPU per
 // rank): trains `--steps` optimizer steps of a preset on random tokens with LASP over its SP
 // group and prints one JSON line: step time, tokens/s of this rank, LASP bytes and messages it
-// sent per step, time waiting on peers, peak GPU memory, and the time of one bare ring
-// all-reduce of the gradient bytes. WebGPU errors fail the rank.
+// sent per step, time waiting on peers, time waiting after the backward for the gradient
+// reduction, peak GPU memory, and the time of one bare ring all-reduce of the gradient bytes. WebGPU errors fail the rank.
 import { connectFromEnv } from "../lib/launch/connect.ts";
 import { openDevice, resolveModelConfig, resolveTrainConfig, Trainer } from "../mod.ts";
 import { Rng } from "../lib/util/rng.ts";
@@ -40,12 +40,14 @@ try {
   const micro = [{ inputs: ids(), targets: ids(), batch: 1 }];
   await trainer.step(micro); // warm-up: pipelines, pool
   trainer.takeLaspCounters();
+  trainer.takeReduceWaitMs();
   trainer.memory();
   const t0 = performance.now();
   let loss = NaN;
   for (let s = 0; s < steps; s++) loss = (await trainer.step(micro)).loss;
   const ms = (performance.now() - t0) / steps;
   const lasp = trainer.takeLaspCounters();
+  const reduceWaitMs = trainer.takeReduceWaitMs();
   // what the step's gradient reduction costs alone: one ring all-reduce of every parameter's
   // gradient over the world, the algorithm of the trainer's buckets (which overlap it with
   // the backward); nothing to reduce with one rank
@@ -64,6 +66,7 @@ try {
     laspBytesPerStep: Math.round(lasp.bytesSent / steps),
     laspMessagesPerStep: Math.round(lasp.messagesSent / steps),
     laspWaitMsPerStep: Math.round(lasp.waitMs / steps),
+    reduceWaitMsPerStep: Math.round(reduceWaitMs / steps),
     allReduceMs: allReduceMs === undefined ? undefined : Math.round(allReduceMs),
     peakGiB: +(trainer.memory().peakBytes / 2 ** 30).toFixed(2),
     loss,

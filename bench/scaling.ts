@@ -38,6 +38,8 @@ interface Row {
   stepMs?: number;
   /** Mean ms per step a rank waited for LASP states. */
   laspWaitMs?: number;
+  /** Mean over ranks of the wait after the backward for the gradient reduction (ms/step). */
+  reduceWaitMs?: number;
   /** Slowest rank's bare ring all-reduce of all gradients (ms; none with one GPU). */
   allReduceMs?: number;
   error?: string;
@@ -72,6 +74,7 @@ async function run(preset: string, mode: string, t: number, seqLen: number): Pro
     row.peakGiB = Math.max(...results.map((r) => r.peakGiB as number));
     row.stepMs = Math.max(...results.map((r) => r.stepMs as number));
     row.laspWaitMs = Math.round(mean("laspWaitMsPerStep"));
+    row.reduceWaitMs = Math.round(mean("reduceWaitMsPerStep"));
     if (world > 1) row.allReduceMs = Math.max(...results.map((r) => r.allReduceMs as number));
   } else {
     row.error = code === -1
@@ -99,16 +102,16 @@ for (const preset of presets) {
   }
 }
 console.log(
-  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | ms/step | LASP wait ms/step | bare gradient ring all-reduce ms | LASP bytes per rank per step | peak GiB per rank | note |",
+  "\n| preset | mode | GPUs | seq len | tokens/s per GPU | ms/step | LASP wait ms/step | reduction wait after backward ms/step | bare gradient ring all-reduce ms | LASP bytes per rank per step | peak GiB per rank | note |",
 );
-console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {
   console.log(
     `| ${r.preset} | ${r.mode} | ${r.gpus} | ${r.seqLen} | ${r.tokensPerSecPerGpu ?? ""} | ${
       r.stepMs ?? ""
-    } | ${r.laspWaitMs ?? ""} | ${r.allReduceMs ?? ""} | ${r.laspBytesPerRank ?? ""} | ${
-      r.peakGiB ?? ""
-    } | ${r.ok ? "" : r.error} |`,
+    } | ${r.laspWaitMs ?? ""} | ${r.reduceWaitMs ?? ""} | ${r.allReduceMs ?? ""} | ${
+      r.laspBytesPerRank ?? ""
+    } | ${r.peakGiB ?? ""} | ${r.ok ? "" : r.error} |`,
   );
 }
 console.log("\n| preset | mode | GPUs | longest sequence trained |\n|---|---|---|---|");

@@ -93,7 +93,7 @@ export function rankBatch(
 export async function trainRank(
   comm: Communicator,
   args: TrainRankArgs,
-): Promise<{ stats: StepStats[]; messages: number; evalLoss: number }> {
+): Promise<{ stats: StepStats[]; messages: number; evalLoss: number; reduceWaitMs: number }> {
   const gpu = await openDevice({ nanFill: true });
   const model = resolveModelConfig(args.model);
   const train = resolveTrainConfig(args.train);
@@ -108,8 +108,10 @@ export async function trainRank(
     stats.push(await trainer.step(micro));
     messages += trainer.takeLaspCounters().messagesSent;
   }
+  const reduceWaitMs = trainer.takeReduceWaitMs();
+  if (trainer.takeReduceWaitMs() !== 0) throw new Error("takeReduceWaitMs did not reset");
   const evalLoss = await trainer.evaluate([rankBatch(comm, args, model.seqLen, 10_000)]);
   trainer.destroy();
   gpu.destroy();
-  return { stats, messages, evalLoss };
+  return { stats, messages, evalLoss, reduceWaitMs };
 }

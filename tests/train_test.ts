@@ -111,8 +111,13 @@ for (
       args: { ...SP_ARGS, train: { ...TRAIN, zero, recompute: sp === 4 } },
       timeoutMs: 300_000,
     });
+    equal(ref.reduceWaitMs, 0, "one rank reduces nothing");
     for (const [r, o] of outputs.entries()) {
       deepEqual(o.stats, outputs[0].stats, `rank ${r} reports the same stats as rank 0`);
+      ok(
+        o.reduceWaitMs >= 0 && Number.isFinite(o.reduceWaitMs),
+        `reduction wait ${o.reduceWaitMs}`,
+      );
       // ring LASP: per layer and step one state forward (all but the last rank of the SP group)
       // and one back (all but the first), with or without recomputation (a rerun reuses it)
       const t = r % sp;

@@ -59,6 +59,7 @@ export class BucketReducer {
   #started: boolean[];
   #results: (Promise<Float32Array> | undefined)[];
   #chain: Promise<unknown> = Promise.resolve();
+  #waitMs = 0;
 
   /** A reducer of the gradient tensors `grads` (by parameter name) laid out by `layout`. */
   constructor(
@@ -169,7 +170,17 @@ export class BucketReducer {
         }${missing.length > 5 ? ", …" : ""}`,
       );
     }
+    const start = performance.now();
     const units = await Promise.all(this.#results as Promise<Float32Array>[]);
+    this.#waitMs = performance.now() - start;
     return { units };
+  }
+
+  /**
+   * Milliseconds `finish()` waited for reductions still running when it was called: the part
+   * of the reduction that the rest of the backward did not hide.
+   */
+  get waitMs(): number {
+    return this.#waitMs;
   }
 }

@@ -70,6 +70,7 @@ export class Trainer implements TrainerLike {
   readonly #attention: LaspAttention;
   /** ZeRO-0: replicated moments, one flat all-reduce per step. */
   readonly #reducer: GradReducer | undefined;
+  #reduceWaitMs = 0;
   readonly #m = new Map<string, Tensor>();
   readonly #v = new Map<string, Tensor>();
   /** ZeRO-1/2/3: sharded moments (and, at 3, parameters), bucketed reduction. */
@@ -203,6 +204,7 @@ export class Trainer implements TrainerLike {
       ? await this.#shardedUpdate(zero, stats, { lr, step, reducer })
       : await this.#replicatedUpdate(stats, { lr, step, reducer });
     for (const s of stats) s.release();
+    this.#reduceWaitMs += reducer?.waitMs ?? 0;
     await this.net.zeroGrads({ lazy: this.#lazyGrads });
     this.#step = step;
     return { step, loss: lossSum / tokens, gradNorm, lr, tokens };
@@ -293,6 +295,16 @@ export class Trainer implements TrainerLike {
   /** This rank's LASP state traffic since the last call. */
   takeLaspCounters(): LaspCounters {
     return this.#attention.takeCounters();
+  }
+
+  /**
+   * Milliseconds this rank's steps waited, after their backward, for gradient reductions still
+   * running, since the last call (0 with one rank): what the overlap did not hide.
+   */
+  takeReduceWaitMs(): number {
+    const ms = this.#reduceWaitMs;
+    this.#reduceWaitMs = 0;
+    return ms;
   }
 
   /** Parameters and optimizer moments (one readback; with ZeRO, collective over all ranks). */
