@@ -7,6 +7,7 @@
 import { Communicator } from "./communicator.ts";
 import type { Transport } from "./transport.ts";
 import { WorkerTransport } from "./worker_transport.ts";
+import { runRankModule } from "./worker_ranks.ts";
 import { connectWebSocketTransport, type WebSocketTransportOptions } from "./ws/ws_transport.ts";
 
 /** Launcher → rank. */
@@ -45,14 +46,7 @@ async function run(init: RankInit): Promise<unknown> {
     );
   if (aborted) transport.abort(aborted);
   const comm = new Communicator(transport, { sp: init.sp, timeoutMs: init.timeoutMs });
-  const mod = await import(init.module);
-  const fn = mod[init.exportName];
-  if (typeof fn !== "function") {
-    throw new Error(`Rank module ${init.module} has no exported function "${init.exportName}"`);
-  }
-  const value = await fn(comm, init.args);
-  await comm.close();
-  return value;
+  return await runRankModule(comm, init.module, init.exportName, init.args);
 }
 
 self.onmessage = (e: MessageEvent<RankInit | { t: "abort"; message: string }>) => {

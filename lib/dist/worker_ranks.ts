@@ -15,6 +15,26 @@ export type RankFunction<A = unknown, R = unknown> = (
   args: A,
 ) => R | Promise<R>;
 
+/**
+ * A rank's whole life once connected, for Worker and process ranks alike: imports `module`,
+ * calls its rank function `exportName` with `comm` and `args`, closes `comm` and returns the
+ * result.
+ */
+export async function runRankModule(
+  comm: Communicator,
+  module: string,
+  exportName: string,
+  args: unknown,
+): Promise<unknown> {
+  const fn = (await import(module))[exportName];
+  if (typeof fn !== "function") {
+    throw new Error(`Rank module ${module} has no exported function "${exportName}"`);
+  }
+  const value = await (fn as RankFunction)(comm, args);
+  await comm.close();
+  return value;
+}
+
 /** What every way of spawning local ranks takes (Workers here, processes in lib/launch). */
 export interface RankSpawnOptions<A> {
   /** Number of ranks W. */

@@ -6,6 +6,7 @@
  * @module
  */
 import { connectFromEnv } from "./connect.ts";
+import { runRankModule } from "../dist/worker_ranks.ts";
 // The protocol lives in rank_json.ts: the parent must not import this module, which is the
 // rank's main module and still evaluating (a cycle through it would deadlock on its await).
 import {
@@ -22,14 +23,7 @@ async function run(spec: ProcessRankSpec): Promise<unknown> {
     timeoutMs: spec.timeoutMs,
     partBytes: spec.partBytes,
   });
-  const mod = await import(spec.module);
-  const fn = mod[spec.exportName];
-  if (typeof fn !== "function") {
-    throw new Error(`Rank module ${spec.module} has no exported function "${spec.exportName}"`);
-  }
-  const value = await fn(comm, spec.args);
-  await comm.close();
-  return value;
+  return await runRankModule(comm, spec.module, spec.exportName, spec.args);
 }
 
 if (import.meta.main) {
