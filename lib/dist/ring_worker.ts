@@ -7,6 +7,7 @@
 /// <reference lib="deno.worker" />
 import { Mailbox, type Tag } from "./transport.ts";
 import { type RingRequest, serveRing } from "./ring_offload.ts";
+import { workerPeerName } from "./worker_transport.ts";
 
 /** Rank thread → ring thread. */
 export type RingWorkerRequest =
@@ -32,7 +33,7 @@ self.onmessage = (e: MessageEvent<RingWorkerRequest>) => {
   const request = e.data;
   if (request.t === "init") {
     ports = request.ports;
-    const box = mailbox = new Mailbox(request.rank, (r) => `worker rank ${r} of this process`);
+    const box = mailbox = new Mailbox(request.rank, workerPeerName);
     ports.forEach((port, peer) => {
       if (port) {
         port.onmessage = (m: MessageEvent<RingPortMessage>) =>

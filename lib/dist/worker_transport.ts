@@ -12,6 +12,11 @@ import type { RingJob } from "./ring.ts";
 import { OffloadedRings, type RingReply, transferOf } from "./ring_offload.ts";
 import type { RingWorkerRequest } from "./ring_worker.ts";
 
+/** How a Worker rank's peers are named in errors (by its transport and its ring Worker). */
+export function workerPeerName(rank: number): string {
+  return `worker rank ${rank} of this process`;
+}
+
 /** Message on a rank-to-rank port. */
 interface PortMessage {
   tag: Tag;
@@ -98,7 +103,7 @@ export class WorkerTransport implements Transport {
   }
 
   describePeer(rank: number): string {
-    return `worker rank ${rank} of this process`;
+    return workerPeerName(rank);
   }
 
   /** Fails every pending and future receive (another rank failed: do not wait for it). */
