@@ -107,9 +107,7 @@ export class TcpWebSocket {
       // client frames must be masked (RFC 6455 §5.3): a copy, so only small messages in practice
       const key = crypto.getRandomValues(new Uint8Array(4));
       head.set(key, 2 + extra);
-      const copy = new Uint8Array(length);
-      let at = 0;
-      for (const p of parts) copy.set(p, (at += p.byteLength) - p.byteLength);
+      const copy = concat(parts, length);
       for (let i = 0; i < length; i++) copy[i] ^= key[i & 3];
       body = [copy];
     }
@@ -324,7 +322,7 @@ function closeQuietly(conn: Deno.TcpConn): void {
   } catch { /* already closed */ }
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total);
   let at = 0;
   for (const p of parts) {
