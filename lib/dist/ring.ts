@@ -17,7 +17,7 @@
  */
 import type { Communicator } from "./communicator.ts";
 import { shardRange } from "./groups.ts";
-import { collectiveTag, type GroupKind, type Tag } from "./transport.ts";
+import { collectiveTag, GROUP_KINDS, type GroupKind, type Tag } from "./transport.ts";
 
 /** Options of the ring collectives. */
 export interface RingOptions {
@@ -48,6 +48,7 @@ export const DEFAULT_PIECE_BYTES = 1 << 20;
 
 /** The three ring collectives. */
 export type RingOp = "ring reduce-scatter" | "ring all-gather" | "ring all-reduce";
+const RING_OPS: readonly RingOp[] = ["ring reduce-scatter", "ring all-gather", "ring all-reduce"];
 
 /**
  * One ring collective as this member runs it, in plain data: a transport may run it on its I/O
@@ -87,11 +88,8 @@ export interface RingLink {
 export function isRingTag(tag: Tag): boolean {
   return RING_DIRS.has(tag.dir);
 }
-const RING_OPS: RingOp[] = ["ring reduce-scatter", "ring all-gather", "ring all-reduce"];
 const RING_DIRS = new Set(
-  (["world", "sp", "dp"] as GroupKind[]).flatMap((k) =>
-    RING_OPS.map((op) => collectiveTag(op, k, 0).dir)
-  ),
+  GROUP_KINDS.flatMap((k) => RING_OPS.map((op) => collectiveTag(op, k, 0).dir)),
 );
 
 /**
