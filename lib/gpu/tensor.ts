@@ -69,7 +69,7 @@ export class Tensor {
   }
   /** Bytes a binding of this tensor spans: the data padded to whole 4-byte words (at least one). */
   get bindingSize(): number {
-    return Math.max(4, Math.ceil(this.byteLength / 4) * 4);
+    return bufferBytes(this.shape, this.dtype);
   }
   /** Returns the buffer to the pool (recorded work that reads it still sees its data). */
   release(): void {
