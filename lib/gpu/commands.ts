@@ -213,7 +213,7 @@ export class CommandQueue {
         throw new Error(`Missing binding "${name}" for kernel ${kernel.key}`);
       }
       let resource: GPUBufferBinding;
-      if (value instanceof Tensor) resource = this.#tensorBinding(kernel, name, value);
+      if (value instanceof Tensor) resource = this.#tensorBinding(kernel, binding, value);
       else if (isGpuBuffer(value)) resource = { buffer: value };
       else {
         if (binding.kind !== "uniform") {
@@ -256,12 +256,14 @@ export class CommandQueue {
    * smaller than one element of the WGSL array (a [1] tensor bound as `array<vec4<f32>>`) binds
    * that element's bytes of its buffer.
    */
-  #tensorBinding(kernel: Kernel, name: string, t: Tensor): GPUBufferBinding {
+  #tensorBinding(kernel: Kernel, binding: KernelBinding, t: Tensor): GPUBufferBinding {
     const limits = this.#limits;
+    const { name, minBindingBytes: min } = binding;
     const offset = t.byteOffset;
-    const min = kernel.bindings.get(name)?.minBindingBytes ?? 4;
     const size = Math.max(t.bindingSize, min);
-    if (offset + size > t.buffer.size) {
+    // a tensor's own bytes lie in its buffer; only the widened binding needs the (on Dawn,
+    // native) buffer size read
+    if (size > t.bindingSize && offset + size > t.buffer.size) {
       throw new Error(
         `Binding "${name}" of ${kernel.key}: tensor [${
           t.shape.join(", ")
