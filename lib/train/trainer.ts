@@ -177,11 +177,16 @@ export class Trainer implements TrainerLike {
           // overlap: each bucket's reduction starts once the last backward finishes its
           // gradients (at ZeRO-3 beside the parameter gathers of the layers still ahead: ring
           // operations of different kinds may interleave in any order, lib/dist/ring.ts)
-          reducer = zero ? zero.reducer() : this.#reducer!.start(this.#gpu, this.net.grads);
-          const r = reducer;
+          const r = reducer = zero
+            ? zero.reducer()
+            : this.#reducer!.start(this.#gpu, this.net.grads);
           // beside ZeRO-3's gather hooks
-          const gradsDone = (names: string[]) => names.forEach((n) => r!.markReady(n));
-          if (r) this.net.hooks = { ...this.net.hooks, gradsDone };
+          if (r) {
+            this.net.hooks = {
+              ...this.net.hooks,
+              gradsDone: (ns) => ns.forEach((n) => r.markReady(n)),
+            };
+          }
         }
         const r = await this.net.forward(m, {
           needsGrad: true,
@@ -201,7 +206,7 @@ export class Trainer implements TrainerLike {
     const step = this.#step + 1;
     const lr = learningRate(step, this.train);
     const { gradNorm, lossSum } = zero
-      ? await this.#shardedUpdate(zero, stats, { lr, step, reducer })
+      ? await this.#shardedUpdate(zero, stats, { lr, step, reducer: reducer! }) // set by the last micro-batch
       : await this.#replicatedUpdate(stats, { lr, step, reducer });
     for (const s of stats) s.release();
     this.#reduceWaitMs += reducer?.waitMs ?? 0;
@@ -260,13 +265,11 @@ export class Trainer implements TrainerLike {
   async #shardedUpdate(
     zero: ZeroDriver,
     stats: Tensor[],
-    hyper: { lr: number; step: number; reducer?: BucketReducer },
+    hyper: { lr: number; step: number; reducer: BucketReducer },
   ): Promise<{ gradNorm: number; lossSum: number }> {
-    const reducer = hyper.reducer ?? zero.reducer();
-    if (!hyper.reducer) { for (const spec of this.net.specs) reducer.markReady(spec.name); }
     const sums = await downloadTensors(this.#gpu, stats);
     const [lossSum] = await this.#sumAll([sums.reduce((a, s) => a + s[2], 0)]);
-    const { gradNorm } = await zero.finishStep(reducer, hyper);
+    const { gradNorm } = await zero.finishStep(hyper.reducer, hyper);
     return { gradNorm, lossSum };
   }
 
