@@ -2,7 +2,8 @@
 // rank): trains `--steps` optimizer steps of a preset on random tokens with LASP over its SP
 // group and prints one JSON line: step time, tokens/s of this rank, LASP bytes and messages it
 // sent per step, time waiting on peers, time waiting after the backward for the gradient
-// reduction, peak GPU memory, and the time of one bare ring all-reduce of the gradient bytes. WebGPU errors fail the rank.
+// reduction, peak GPU memory, and the time of one bare ring all-reduce of the gradient bytes.
+// WebGPU errors fail the rank.
 import { connectFromEnv } from "../lib/launch/connect.ts";
 import { openDevice, resolveModelConfig, resolveTrainConfig, Trainer } from "../mod.ts";
 import { Rng } from "../lib/util/rng.ts";
